@@ -1,0 +1,204 @@
+"""The image configuration: what runs (entrypoint, env, ...) and which layers make the rootfs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import ManifestError
+from ._descriptor import Platform
+from ._digest import Digest
+
+__all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "dumps"]
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact, deterministic JSON bytes (key order as built, no spaces)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of ``docker history``: how a layer (or an empty step) was made."""
+
+    created: str | None = None
+    created_by: str | None = None
+    comment: str | None = None
+    author: str | None = None
+    empty_layer: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object form."""
+        out: dict[str, Any] = {}
+        if self.created is not None:
+            out["created"] = self.created
+        if self.author:
+            out["author"] = self.author
+        if self.created_by is not None:
+            out["created_by"] = self.created_by
+        if self.comment:
+            out["comment"] = self.comment
+        if self.empty_layer:
+            out["empty_layer"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """Changes to the ``config`` object of an image config; ``None`` leaves a field as it is."""
+
+    entrypoint: Sequence[str] | None = None
+    cmd: Sequence[str] | None = None
+    env: Mapping[str, str] | None = None
+    working_dir: str | None = None
+    user: str | None = None
+    labels: Mapping[str, str] | None = None
+    exposed_ports: Sequence[str] | None = None
+    volumes: Sequence[str] | None = None
+    stop_signal: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """An image config document, kept as its JSON object so unknown fields survive edits."""
+
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ImageConfig:
+        """Parse config bytes; raises :class:`ManifestError` when they are not a config."""
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ManifestError(f"image config is not valid JSON: {err}") from err
+        if not isinstance(obj, dict):
+            raise ManifestError("image config is not a JSON object")
+        return cls(obj)
+
+    @classmethod
+    def empty(cls, platform: Platform, created: str) -> ImageConfig:
+        """The config of an image with no layers (the ``scratch`` base)."""
+        raw: dict[str, Any] = {"created": created, "architecture": platform.architecture}
+        if platform.variant:
+            raw["variant"] = platform.variant
+        raw["os"] = platform.os
+        raw["config"] = {}
+        raw["rootfs"] = {"type": "layers", "diff_ids": []}
+        raw["history"] = []
+        return cls(raw)
+
+    def to_json(self) -> bytes:
+        """Serialized bytes (deterministic)."""
+        return dumps(self.raw)
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def platform(self) -> Platform:
+        """The platform this config says the image is for (``linux/amd64`` when unset)."""
+        return Platform(
+            os=str(self.raw.get("os") or "linux"),
+            architecture=str(self.raw.get("architecture") or "amd64"),
+            variant=self.raw.get("variant") or None,
+            os_version=self.raw.get("os.version") or None,
+        )
+
+    @property
+    def diff_ids(self) -> tuple[Digest, ...]:
+        """The uncompressed digests of the layers, base first."""
+        rootfs = self.raw.get("rootfs") or {}
+        try:
+            return tuple(Digest.parse(d) for d in rootfs.get("diff_ids") or ())
+        except ValueError as err:
+            raise ManifestError(f"image config has an invalid diff_id: {err}") from err
+
+    @property
+    def history(self) -> tuple[Mapping[str, Any], ...]:
+        """The history entries as JSON objects."""
+        return tuple(self.raw.get("history") or ())
+
+    @property
+    def container(self) -> Mapping[str, Any]:
+        """The ``config`` object (Entrypoint, Cmd, Env, ...)."""
+        return self.raw.get("config") or {}
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``Env`` as a dict (later duplicates win, as in a container runtime)."""
+        out: dict[str, str] = {}
+        for item in self.container.get("Env") or ():
+            key, _, value = str(item).partition("=")
+            out[key] = value
+        return out
+
+    # -- changing ------------------------------------------------------------------------
+
+    def _edit(self) -> dict[str, Any]:
+        return copy.deepcopy(dict(self.raw))
+
+    def with_layers(
+        self, diff_ids: Sequence[Digest], history: Sequence[HistoryEntry]
+    ) -> ImageConfig:
+        """A config with ``diff_ids`` appended to the rootfs and ``history`` to the history."""
+        raw = self._edit()
+        rootfs = raw.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+        rootfs["type"] = "layers"
+        rootfs["diff_ids"] = [*rootfs.get("diff_ids", []), *(str(d) for d in diff_ids)]
+        if history:
+            raw["history"] = [*raw.get("history", []), *(h.to_dict() for h in history)]
+        return ImageConfig(raw)
+
+    def with_created(self, created: str) -> ImageConfig:
+        """A config with another ``created`` time."""
+        raw = self._edit()
+        raw["created"] = created
+        return ImageConfig(raw)
+
+    def with_platform(self, platform: Platform) -> ImageConfig:
+        """A config that claims another platform."""
+        raw = self._edit()
+        raw["os"], raw["architecture"] = platform.os, platform.architecture
+        if platform.variant:
+            raw["variant"] = platform.variant
+        else:
+            raw.pop("variant", None)
+        return ImageConfig(raw)
+
+    def with_container(self, changes: ContainerConfig) -> ImageConfig:
+        """A config whose ``config`` object has ``changes`` applied (env and labels merge)."""
+        raw = self._edit()
+        cfg = raw.setdefault("config", {})
+        if cfg is None:
+            cfg = raw["config"] = {}
+        if changes.entrypoint is not None:
+            cfg["Entrypoint"] = list(changes.entrypoint) or None
+            if changes.cmd is None:
+                # A new entrypoint makes the base's Cmd meaningless (Docker does the same).
+                cfg.pop("Cmd", None)
+        if changes.cmd is not None:
+            cfg["Cmd"] = list(changes.cmd) or None
+        if changes.env is not None:
+            env = self.env
+            env.update(changes.env)
+            cfg["Env"] = [f"{k}={v}" for k, v in env.items()]
+        if changes.working_dir is not None:
+            cfg["WorkingDir"] = changes.working_dir
+        if changes.user is not None:
+            cfg["User"] = changes.user
+        if changes.labels is not None:
+            cfg["Labels"] = {**(cfg.get("Labels") or {}), **changes.labels}
+        if changes.exposed_ports is not None:
+            ports = dict(cfg.get("ExposedPorts") or {})
+            for port in changes.exposed_ports:
+                ports[port if "/" in port else f"{port}/tcp"] = {}
+            cfg["ExposedPorts"] = ports
+        if changes.volumes is not None:
+            cfg["Volumes"] = {**(cfg.get("Volumes") or {}), **{v: {} for v in changes.volumes}}
+        if changes.stop_signal is not None:
+            cfg["StopSignal"] = changes.stop_signal
+        for key in [k for k, v in cfg.items() if v is None]:
+            del cfg[key]
+        return ImageConfig(raw)

@@ -1,3 +1,115 @@
-"""ocibuild: build OCI images from Python code without a Docker daemon, and run them."""
+"""ocibuild: build OCI images from files and Python code without a Docker daemon, and run them.
+
+The image core::
+
+    import ocibuild
+    image = ocibuild.Image.load("oci:base:latest")          # or "registry.local/python:3.11"
+    image = image.append(ocibuild.FileTreeLayer(["./src:/app"]))
+    image = image.with_config(cmd=["python", "/app/main.py"])
+    result = ocibuild.write(image, "oci:out:app")            # or "registry.local/team/app:1"
+
+The Fairing-style pipeline: ``from ocibuild import config`` (or ``import ocibuild as fairing``
+and use ``fairing.config``), and ``ocibuild.run(...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._copy import copy
+from ._errors import (
+    AuthenticationError,
+    CacheError,
+    CredentialError,
+    DependencyError,
+    DeployError,
+    DigestMismatchError,
+    InvalidDigestError,
+    InvalidPlatformError,
+    InvalidReferenceError,
+    ManifestError,
+    NoClusterError,
+    NotFoundError,
+    OCIBuildError,
+    PipelineError,
+    PluginError,
+    RegistryError,
+    RetryBudgetExceededError,
+    SourceError,
+    TarballError,
+    TransportError,
+)
+from ._image import Image
+from ._load import Loaded, load
+from ._write import WriteResult, write
+from .layer import FileTreeLayer, Layer, LayerCache, LayerDigests, LayerOptions, TarballLayer
+from .oci import (
+    ContainerConfig,
+    Descriptor,
+    Digest,
+    ImageConfig,
+    Index,
+    Manifest,
+    Platform,
+    Reference,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "CacheError",
+    "ContainerConfig",
+    "CredentialError",
+    "DependencyError",
+    "DeployError",
+    "Descriptor",
+    "Digest",
+    "DigestMismatchError",
+    "FileTreeLayer",
+    "Image",
+    "ImageConfig",
+    "Index",
+    "InvalidDigestError",
+    "InvalidPlatformError",
+    "InvalidReferenceError",
+    "Layer",
+    "LayerCache",
+    "LayerDigests",
+    "LayerOptions",
+    "Loaded",
+    "Manifest",
+    "ManifestError",
+    "NoClusterError",
+    "NotFoundError",
+    "OCIBuildError",
+    "PipelineError",
+    "Platform",
+    "PluginError",
+    "Reference",
+    "RegistryError",
+    "RetryBudgetExceededError",
+    "SourceError",
+    "TarballError",
+    "TransportError",
+    "WriteResult",
+    "__version__",
+    "config",
+    "copy",
+    "load",
+    "run",
+    "write",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The pipeline front doors load on first use, so `import ocibuild` stays light.
+    if name == "config":
+        import importlib
+
+        return importlib.import_module("ocibuild.config")
+    if name == "run":
+        from ._run import run
+
+        return run
+    raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")

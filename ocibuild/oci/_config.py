@@ -146,8 +146,11 @@ class ImageConfig:
         raw = self._edit()
         rootfs = raw.setdefault("rootfs", {"type": "layers", "diff_ids": []})
         rootfs["type"] = "layers"
-        rootfs["diff_ids"] = [*rootfs.get("diff_ids", []), *(str(d) for d in diff_ids)]
-        if history:
+        before = list(rootfs.get("diff_ids") or [])
+        rootfs["diff_ids"] = [*before, *(str(d) for d in diff_ids)]
+        described = sum(1 for h in raw.get("history") or () if not h.get("empty_layer"))
+        # History must describe every layer or none: a base without history stays without.
+        if history and described == len(before):
             raw["history"] = [*raw.get("history", []), *(h.to_dict() for h in history)]
         return ImageConfig(raw)
 

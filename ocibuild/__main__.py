@@ -1,0 +1,7 @@
+"""``python -m ocibuild``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""Copying images between transports, byte for byte where the destination allows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._location import Location
+from ._transport import Progress
+from ._write import WriteResult, _Writer, _pinnable, _tag_of
+from .oci import Index, Manifest, Platform
+from .oci._manifest import parse_manifest_or_index
+
+__all__ = ["copy"]
+
+
+def copy(
+    src: str | Location,
+    dest: str | Location,
+    *,
+    platform: Platform | str | None = None,
+    registry_options: Any = None,
+    progress: Progress | None = None,
+) -> WriteResult:
+    """Copy what ``src`` names to ``dest``, keeping manifest digests.
+
+    An index is copied whole (every platform) unless ``platform`` picks one entry; ``"all"``
+    asks for the whole index explicitly. Blobs the destination has are not sent; blobs in
+    another repository of the same registry are mounted.
+    """
+    from ._load import open_sink, open_source
+
+    src_loc = src if isinstance(src, Location) else Location.parse(src)
+    dest_loc = dest if isinstance(dest, Location) else Location.parse(dest)
+    if src_loc.kind == "scratch":
+        from ._image import Image
+        from ._write import write
+
+        return write(Image.scratch(None if platform == "all" else platform), dest_loc,
+                     registry_options=registry_options, progress=progress)
+    if isinstance(platform, str) and platform != "all":
+        platform = Platform.parse(platform)
+
+    source = open_source(src_loc, registry_options)
+    sink = open_sink(dest_loc, registry_options)
+    writer = _Writer(sink, progress)
+    tag = _tag_of(dest_loc)
+    platforms: list[str] = []
+    try:
+        data, media_type = source.get_manifest()
+        parsed = parse_manifest_or_index(data, media_type)
+        if isinstance(parsed, Manifest):
+            top = writer.raw_image(source, parsed, data, tag=tag)
+            platforms.append(str(top.platform))
+        elif isinstance(platform, Platform):
+            desc = parsed.select(platform)
+            child_data = source.get_child_manifest(desc)
+            child = Manifest.from_json(child_data, desc.media_type)
+            top = writer.raw_image(source, child, child_data, tag=tag)
+            platforms.append(str(top.platform))
+        else:
+            top = _copy_index(writer, source, parsed, data, tag, platforms)
+        sink.commit()
+    except BaseException:
+        writer.cancel()
+        sink.abort()
+        raise
+    finally:
+        writer.shutdown()
+        source.close()
+    return WriteResult(
+        reference=f"{_pinnable(str(dest_loc))}@{top.digest}",
+        digest=top.digest,
+        media_type=top.media_type,
+        size=top.size,
+        blobs=tuple(writer.results),
+        platforms=tuple(platforms),
+    )
+
+
+def _copy_index(writer: _Writer, source: Any, index: Index, data: bytes, tag: str | None,
+                platforms: list[str]) -> Any:
+    for desc in index.manifests:
+        child_data = source.get_child_manifest(desc)
+        child = parse_manifest_or_index(child_data, desc.media_type)
+        if not isinstance(child, Manifest):
+            # Nested indexes are rare; their blobs are copied as their children are.
+            _copy_index(writer, source, child, child_data, None, platforms)
+            continue
+        writer.raw_image(source, child, child_data, tag=None)
+        if desc.platform is not None:
+            platforms.append(str(desc.platform))
+    return writer.sink.put_manifest(data, index.media_type, tag=tag)

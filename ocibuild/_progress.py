@@ -1,0 +1,77 @@
+"""Progress on a terminal: blobs done, bytes moved and speed, on one self-rewriting line."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+__all__ = ["TerminalProgress", "human_bytes"]
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+class TerminalProgress:
+    """Draws ``[3/5 blobs] 120.4 MiB  98.1 MiB/s  <current blob>`` on stderr, at most 10 times a second."""
+
+    def __init__(self, stream: TextIO | None = None, *, verb: str = "writing") -> None:
+        self.stream = stream or sys.stderr
+        self.verb = verb
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.last_draw = 0.0
+        self.total = 0
+        self.done = 0
+        self.seen = 0
+        self.active: dict[str, str] = {}
+        self.outcomes: dict[str, int] = {}
+
+    def blob_started(self, key: str, label: str, total: int | None) -> None:
+        with self.lock:
+            self.seen += 1
+            self.active[key] = label
+            self._draw()
+
+    def blob_advanced(self, key: str, nbytes: int) -> None:
+        with self.lock:
+            self.total += nbytes
+            self._draw()
+
+    def blob_finished(self, key: str, outcome: str) -> None:
+        with self.lock:
+            self.done += 1
+            self.active.pop(key, None)
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            self._draw(force=True)
+
+    def close(self) -> None:
+        """Finish the line (call once the work is over)."""
+        with self.lock:
+            if self.last_draw:
+                self._draw(force=True)
+                self.stream.write("\n")
+                self.stream.flush()
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        elapsed = max(now - self.started, 1e-6)
+        current = next(iter(self.active.values()), "")
+        if len(current) > 40:
+            current = "..." + current[-37:]
+        line = (
+            f"{self.verb} [{self.done}/{self.seen} layers] {human_bytes(self.total)} "
+            f"{human_bytes(self.total / elapsed)}/s {current}"
+        )
+        self.stream.write("\r\x1b[2K" + line)
+        self.stream.flush()

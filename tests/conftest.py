@@ -1,0 +1,114 @@
+"""Fixtures shared by the whole suite; the machinery lives in tests/support/.
+
+Session fixtures are per xdist worker: each worker runs its own registries on its own ports.
+A missing tool makes a fixture fail with the apt package to install; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import (
+    BaseImage,
+    BaseInRegistry,
+    DockerArchive,
+    FaultProxy,
+    OCISchema,
+    Registry,
+    TokenServer,
+    make_base_in_registry,
+    make_base_layout,
+    make_busybox_rootfs,
+    make_docker_archive,
+    make_tls_files,
+    new_credentials,
+    start_registry,
+)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A plain-HTTP registry without auth."""
+    with start_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A plain-HTTP registry with htpasswd Basic auth (`.username`, `.password`)."""
+    workdir = tmp_path_factory.mktemp("basic-registry")
+    with start_registry(workdir, credentials=new_credentials()) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """An HTTPS registry whose certificate a test CA signed (`.ca_file`, `.cert_dir`)."""
+    workdir = tmp_path_factory.mktemp("tls-registry")
+    with start_registry(workdir, tls=make_tls_files(workdir / "tls")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A plain-HTTP registry with token auth (`.token_server`, `.token_requests`)."""
+    workdir = tmp_path_factory.mktemp("token-registry")
+    with (
+        TokenServer(workdir / "token-server") as token_server,
+        start_registry(workdir, token_server=token_server) as running,
+    ):
+        yield running
+
+
+@pytest.fixture
+def make_fault_proxy() -> Iterator[Callable[[str], FaultProxy]]:
+    """A factory of fault proxies to an upstream URL; all are stopped after the test."""
+    proxies: list[FaultProxy] = []
+
+    def make(upstream_url: str) -> FaultProxy:
+        proxy = FaultProxy(upstream_url)
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def oci_schema() -> OCISchema:
+    """Validators for manifests, indexes, configs and whole OCI layouts."""
+    return OCISchema()
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A minimal rootfs: static busybox and a few applet links, /etc/passwd."""
+    return make_busybox_rootfs(tmp_path_factory.mktemp("busybox-rootfs"))
+
+
+@pytest.fixture(scope="session")
+def base_layout(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> BaseImage:
+    """A two-layer gzip base image built by umoci alone, in an OCI layout."""
+    return make_base_layout(tmp_path_factory.mktemp("base-layout"), busybox_rootfs)
+
+
+@pytest.fixture(scope="session")
+def base_in_registry(
+    tmp_path_factory: pytest.TempPathFactory, base_layout: BaseImage, registry: Registry
+) -> BaseInRegistry:
+    """The base image in `registry` as base/oci:1, base/docker:1 (v2s2) and base/multi:1."""
+    workdir = tmp_path_factory.mktemp("base-in-registry")
+    return make_base_in_registry(base_layout, registry.host, workdir)
+
+
+@pytest.fixture(scope="session")
+def docker_archive_base(
+    tmp_path_factory: pytest.TempPathFactory, base_layout: BaseImage
+) -> DockerArchive:
+    """The base image as a docker-archive tarball (tagged base:1)."""
+    path = tmp_path_factory.mktemp("docker-archive") / "base.tar"
+    return make_docker_archive(base_layout, path)

@@ -1,0 +1,65 @@
+"""Real test infrastructure: registries, a token server, a fault proxy, validators, base images.
+
+The fixtures in ``tests/conftest.py`` are thin wrappers around what is exported here.
+"""
+
+from ._faultproxy import Fault, FaultProxy
+from ._http1 import LoggedRequest
+from ._images import (
+    BUSYBOX_APPLETS,
+    HELLO_OUTPUT,
+    BaseImage,
+    BaseInRegistry,
+    DockerArchive,
+    make_base_in_registry,
+    make_base_layout,
+    make_busybox_rootfs,
+    make_docker_archive,
+)
+from ._registry import BasicCredentials, Registry, new_credentials, start_registry
+from ._schema import LayoutSummary, OCISchema, SchemaViolation
+from ._tls import TLSFiles, make_tls_files
+from ._tokenserver import TokenRequest, TokenServer, TokenSettings
+from ._tools import (
+    MissingToolError,
+    ToolError,
+    require,
+    run,
+    skopeo_copy,
+    skopeo_inspect,
+    umoci_unpack,
+)
+
+__all__ = [
+    "BUSYBOX_APPLETS",
+    "HELLO_OUTPUT",
+    "BaseImage",
+    "BaseInRegistry",
+    "BasicCredentials",
+    "DockerArchive",
+    "Fault",
+    "FaultProxy",
+    "LayoutSummary",
+    "LoggedRequest",
+    "MissingToolError",
+    "OCISchema",
+    "Registry",
+    "SchemaViolation",
+    "TLSFiles",
+    "TokenRequest",
+    "TokenServer",
+    "TokenSettings",
+    "ToolError",
+    "make_base_in_registry",
+    "make_base_layout",
+    "make_busybox_rootfs",
+    "make_docker_archive",
+    "make_tls_files",
+    "new_credentials",
+    "require",
+    "run",
+    "skopeo_copy",
+    "skopeo_inspect",
+    "start_registry",
+    "umoci_unpack",
+]

@@ -1,0 +1,124 @@
+"""Throwaway certificates for the TLS registry and the token issuer, made with `cryptography`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = ["TLSFiles", "make_tls_files", "self_signed_rsa"]
+
+_VALIDITY = dt.timedelta(days=30)
+_SKEW = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """A CA and a server certificate for 127.0.0.1 / localhost, as PEM files."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    cert_dir: Path  # holds only ca.crt, the shape `skopeo --cert-dir` wants
+
+
+def make_tls_files(directory: Path) -> TLSFiles:
+    """Write a fresh CA and a server certificate it signed into `directory`."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = _ca_certificate(ca_key)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = _server_certificate(server_key, ca_key, ca_cert)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_dir = directory / "certs.d"
+    cert_dir.mkdir(exist_ok=True)
+    files = TLSFiles(
+        ca_file=directory / "ca.crt",
+        cert_file=directory / "server.crt",
+        key_file=directory / "server.key",
+        cert_dir=cert_dir,
+    )
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    files.ca_file.write_bytes(ca_pem)
+    (cert_dir / "ca.crt").write_bytes(ca_pem)
+    files.cert_file.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    files.key_file.write_bytes(_private_pem(server_key))
+    files.key_file.chmod(0o600)
+    return files
+
+
+def self_signed_rsa(common_name: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """Return an RSA key and a self-signed certificate for it (a JWT issuer, say)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key, _ca_certificate(key, common_name)
+
+
+def _ca_certificate(
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, common_name: str = "ocibuild test CA"
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _SKEW)
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _server_certificate(
+    key: ec.EllipticCurvePrivateKey, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.timezone.utc)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _SKEW)
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )

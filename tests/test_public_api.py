@@ -1,0 +1,64 @@
+"""The public surface is deliberate: `ocibuild.__all__` is pinned, and importing the core or
+starting the CLI does not pull in the pipeline's heavy dependencies."""
+
+import subprocess
+import sys
+
+import ocibuild
+
+PUBLIC = {
+    "AuthenticationError", "CacheError", "ContainerConfig", "CredentialError", "DependencyError",
+    "DeployError", "Descriptor", "Digest", "DigestMismatchError", "FileTreeLayer", "Image",
+    "ImageConfig", "Index", "InvalidDigestError", "InvalidPlatformError", "InvalidReferenceError",
+    "Layer", "LayerCache", "LayerDigests", "LayerOptions", "Loaded", "Manifest", "ManifestError",
+    "NoClusterError", "NotFoundError", "OCIBuildError", "PipelineError", "Platform", "PluginError",
+    "Reference", "RegistryError", "RetryBudgetExceededError", "SourceError", "TarballError",
+    "TransportError", "WriteResult", "__version__", "config", "copy", "load", "run", "write",
+}
+
+
+def test_all_is_pinned():
+    assert set(ocibuild.__all__) == PUBLIC
+    for name in ocibuild.__all__:
+        assert getattr(ocibuild, name) is not None
+
+
+def test_errors_share_one_root_and_natural_builtins():
+    for name in ocibuild.__all__:
+        obj = getattr(ocibuild, name)
+        if isinstance(obj, type) and name.endswith("Error"):
+            assert issubclass(obj, ocibuild.OCIBuildError)
+    assert issubclass(ocibuild.InvalidReferenceError, ValueError)
+    assert issubclass(ocibuild.NotFoundError, LookupError)
+    assert issubclass(ocibuild.NoClusterError, ocibuild.DeployError)
+
+
+HEAVY = ("kubernetes", "cloudpickle", "nbformat", "httpx", "pluggy", "tarfile")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return set(out.split())
+
+
+def test_core_import_is_light():
+    loaded = _modules_after("import ocibuild")
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_offline_append_help_is_light():
+    loaded = _modules_after(
+        "import contextlib, io\nfrom ocibuild._cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['append', '--help'])"
+    )
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_version_matches_package_metadata():
+    from importlib.metadata import version
+
+    assert ocibuild.__version__ == version("ocibuild")

@@ -91,6 +91,7 @@ __all__ = [
     "RetryBudgetExceededError",
     "SourceError",
     "TarballError",
+    "TarballLayer",
     "TransportError",
     "WriteResult",
     "__version__",

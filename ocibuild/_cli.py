@@ -31,37 +31,70 @@ class _UsageError(Exception):
 def add_registry_options(parser: argparse.ArgumentParser) -> None:
     """Options that say how to reach registries."""
     group = parser.add_argument_group("registry access")
-    group.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
-                       help="allow plain HTTP / unverified TLS for HOST[:PORT] (repeatable); "
-                            "loopback registries need no flag")
+    group.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="allow plain HTTP / unverified TLS for HOST[:PORT] (repeatable); "
+        "loopback registries need no flag",
+    )
     group.add_argument("--ca-file", metavar="PEM", help="extra CA bundle to trust")
     group.add_argument("--username", "-u", help="registry user name (with --password-stdin)")
-    group.add_argument("--password-stdin", action="store_true",
-                       help="read the registry password or token from stdin")
-    group.add_argument("--authfile", metavar="FILE",
-                       help="docker/containers auth JSON to read credentials from")
-    group.add_argument("--concurrency", type=int, default=4, metavar="N",
-                       help="blobs transferred at once (default 4)")
+    group.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the registry password or token from stdin",
+    )
+    group.add_argument(
+        "--authfile", metavar="FILE", help="docker/containers auth JSON to read credentials from"
+    )
+    group.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="blobs transferred at once (default 4)",
+    )
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``append``, ``build`` and ``run``: base, layer format and config."""
-    parser.add_argument("--base", "-b", default="scratch", metavar="REF",
-                        help="base image: scratch (default), REGISTRY/REPO:TAG, oci:DIR[:TAG], "
-                             "docker-archive:FILE[:REF]")
-    parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]|all",
-                        help="platform to pick from a multi-platform base, or 'all'")
+    parser.add_argument(
+        "--base",
+        "-b",
+        default="scratch",
+        metavar="REF",
+        help="base image: scratch (default), REGISTRY/REPO:TAG, oci:DIR[:TAG], "
+        "docker-archive:FILE[:REF]",
+    )
+    parser.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]|all",
+        help="platform to pick from a multi-platform base, or 'all'",
+    )
     layer = parser.add_argument_group("layer")
     layer.add_argument("--compression", choices=("gzip", "zstd", "none"), default="gzip")
     layer.add_argument("--level", type=int, metavar="N", help="compression level")
-    layer.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
-                       help=".dockerignore-style pattern to leave out (repeatable)")
-    layer.add_argument("--ignore-file", metavar="FILE",
-                       help="file of exclude patterns (a directory's own .ocibuildignore or "
-                            ".dockerignore applies without this)")
-    layer.add_argument("--mtime", metavar="EPOCH|keep",
-                       help="file times in the layer: seconds since 1970 (default "
-                            "SOURCE_DATE_EPOCH or 0) or 'keep' for the real times")
+    layer.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help=".dockerignore-style pattern to leave out (repeatable)",
+    )
+    layer.add_argument(
+        "--ignore-file",
+        metavar="FILE",
+        help="file of exclude patterns (a directory's own .ocibuildignore or "
+        ".dockerignore applies without this)",
+    )
+    layer.add_argument(
+        "--mtime",
+        metavar="EPOCH|keep",
+        help="file times in the layer: seconds since 1970 (default "
+        "SOURCE_DATE_EPOCH or 0) or 'keep' for the real times",
+    )
     layer.add_argument("--no-cache", action="store_true", help="do not use the layer cache")
     config = parser.add_argument_group("image config")
     config.add_argument("--entrypoint", metavar="CMD", help="JSON array or shell words")
@@ -71,8 +104,9 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
     config.add_argument("--user", metavar="USER[:GROUP]")
     config.add_argument("--label", "-l", action="append", default=[], metavar="K=V")
     config.add_argument("--annotation", "-a", action="append", default=[], metavar="K=V")
-    config.add_argument("--json", action="store_true",
-                        help="print the result as JSON on stdout, and no progress")
+    config.add_argument(
+        "--json", action="store_true", help="print the result as JSON on stdout, and no progress"
+    )
 
 
 def parse_pairs(values: Sequence[str], what: str) -> dict[str, str]:
@@ -116,7 +150,9 @@ def registry_options(args: argparse.Namespace, *specs: str) -> Any:
             raise _UsageError("--password-stdin needs --username")
         password = sys.stdin.readline().rstrip("\r\n")
     elif getattr(args, "username", None):
-        raise _UsageError("--username needs --password-stdin (passwords are never taken as arguments)")
+        raise _UsageError(
+            "--username needs --password-stdin (passwords are never taken as arguments)"
+        )
     if getattr(args, "concurrency", 4) < 1:
         raise _UsageError("--concurrency must be at least 1")
     if specs and all(Location.parse(spec).kind != "registry" for spec in specs):
@@ -191,8 +227,8 @@ def finish(args: argparse.Namespace, result: Any, progress: Any) -> None:
 
 def cmd_append(args: argparse.Namespace) -> int:
     from ._load import load
-    from .layer import FileTreeLayer, LayerCache, TarballLayer
     from ._write import write
+    from .layer import FileTreeLayer, LayerCache, TarballLayer
 
     if not args.sources and not args.tarball:
         raise _UsageError("nothing to append: give SRC[:DEST] paths and/or --tarball FILE")
@@ -210,8 +246,7 @@ def cmd_append(args: argparse.Namespace) -> int:
 
     all_platforms = args.platform == "all"
     platform = None if all_platforms else args.platform
-    loaded = load(args.base, platform=platform, all_platforms=all_platforms,
-                  registry_options=reg)
+    loaded = load(args.base, platform=platform, all_platforms=all_platforms, registry_options=reg)
     created_by = "ocibuild append " + " ".join(
         [*(f"--tarball {t}" for t in args.tarball), *args.sources]
     )
@@ -227,8 +262,13 @@ def cmd_append(args: argparse.Namespace) -> int:
         images.append(image)
 
     progress = progress_for(args, "appending")
-    result = write(images, args.to, registry_options=reg, progress=progress,
-                   as_index=loaded.is_index and all_platforms)
+    result = write(
+        images,
+        args.to,
+        registry_options=reg,
+        progress=progress,
+        as_index=loaded.is_index and all_platforms,
+    )
     finish(args, result, progress)
     return 0
 
@@ -237,8 +277,13 @@ def cmd_copy(args: argparse.Namespace) -> int:
     from ._copy import copy
 
     progress = progress_for(args, "copying")
-    result = copy(args.src, args.dest, platform=args.platform,
-                  registry_options=registry_options(args, args.src, args.dest), progress=progress)
+    result = copy(
+        args.src,
+        args.dest,
+        platform=args.platform,
+        registry_options=registry_options(args, args.src, args.dest),
+        progress=progress,
+    )
     finish(args, result, progress)
     return 0
 
@@ -246,8 +291,9 @@ def cmd_copy(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ._inspect import inspect
 
-    report = inspect(args.ref, platform=args.platform,
-                     registry_options=registry_options(args, args.ref))
+    report = inspect(
+        args.ref, platform=args.platform, registry_options=registry_options(args, args.ref)
+    )
     if args.raw:
         sys.stdout.write(report.manifest_bytes.decode("utf-8") + "\n")
     elif args.json:
@@ -291,8 +337,10 @@ def cmd_cache_prune(args: argparse.Namespace) -> int:
     from .layer import LayerCache
 
     cache = LayerCache()
-    removed = cache.prune(max_entries=args.keep, older_than=args.older_than_days * 86400
-                          if args.older_than_days is not None else None)
+    removed = cache.prune(
+        max_entries=args.keep,
+        older_than=args.older_than_days * 86400 if args.older_than_days is not None else None,
+    )
     print(f"removed {removed} cache entries from {cache.root}")
     return 0
 
@@ -310,16 +358,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ocibuild {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("append", help="append files as a layer on a base image and write it",
-                       description="Append SRC[:DEST] paths (one layer) and --tarball layers to a "
-                                   "base image, and write the result to --to.")
-    p.add_argument("sources", nargs="*", metavar="SRC[:DEST]",
-                   help="file or directory, placed at DEST in the image (default /BASENAME); "
-                        "a directory's contents go under DEST")
-    p.add_argument("--to", "-t", required=True, metavar="REF",
-                   help="destination: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF]")
-    p.add_argument("--tarball", "-f", action="append", default=[], metavar="FILE",
-                   help="an existing layer tarball (plain, gzip or zstd), one layer each")
+    p = sub.add_parser(
+        "append",
+        help="append files as a layer on a base image and write it",
+        description="Append SRC[:DEST] paths (one layer) and --tarball layers to a "
+        "base image, and write the result to --to.",
+    )
+    p.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SRC[:DEST]",
+        help="file or directory, placed at DEST in the image (default /BASENAME); "
+        "a directory's contents go under DEST",
+    )
+    p.add_argument(
+        "--to",
+        "-t",
+        required=True,
+        metavar="REF",
+        help="destination: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF]",
+    )
+    p.add_argument(
+        "--tarball",
+        "-f",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an existing layer tarball (plain, gzip or zstd), one layer each",
+    )
     add_image_options(p)
     add_registry_options(p)
     p.set_defaults(func=cmd_append)
@@ -327,16 +393,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("copy", help="copy an image between registries, layouts and archives")
     p.add_argument("src", metavar="SRC")
     p.add_argument("dest", metavar="DEST")
-    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]|all",
-                   help="copy one platform of an index (default: all of it)")
+    p.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]|all",
+        help="copy one platform of an index (default: all of it)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_registry_options(p)
     p.set_defaults(func=cmd_copy)
 
     p = sub.add_parser("inspect", help="show an image's manifest and config")
     p.add_argument("ref", metavar="REF")
-    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
-                   help="for an index, show this platform's image")
+    p.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]", help="for an index, show this platform's image"
+    )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="manifest and config as JSON")
     fmt.add_argument("--raw", action="store_true", help="the manifest bytes as stored")
@@ -355,10 +425,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cache", help="manage the layer cache")
     cache_sub = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
     prune = cache_sub.add_parser("prune", help="remove old layer cache entries")
-    prune.add_argument("--keep", type=int, default=0, metavar="N",
-                       help="keep the N most recently used entries (default: remove all)")
-    prune.add_argument("--older-than-days", type=float, metavar="DAYS",
-                       help="only remove entries unused for this many days")
+    prune.add_argument(
+        "--keep",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the N most recently used entries (default: remove all)",
+    )
+    prune.add_argument(
+        "--older-than-days",
+        type=float,
+        metavar="DAYS",
+        help="only remove entries unused for this many days",
+    )
     prune.set_defaults(func=cmd_cache_prune)
 
     _add_pipeline_commands(sub)
@@ -390,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except _UsageError as err:
         parser.exit(EXIT_USAGE, f"ocibuild: error: {err}\n")
-    except Exception as err:  # noqa: BLE001 - the boundary that turns errors into one line
+    except Exception as err:
         message = _one_line(err)
         if message is None or os.environ.get("OCIBUILD_DEBUG"):
             raise

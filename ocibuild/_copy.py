@@ -6,7 +6,7 @@ from typing import Any
 
 from ._location import Location
 from ._transport import Progress
-from ._write import WriteResult, _Writer, _pinnable, _tag_of
+from ._write import WriteResult, _pinnable, _tag_of, _Writer
 from .oci import Index, Manifest, Platform
 from .oci._manifest import parse_manifest_or_index
 
@@ -35,8 +35,12 @@ def copy(
         from ._image import Image
         from ._write import write
 
-        return write(Image.scratch(None if platform == "all" else platform), dest_loc,
-                     registry_options=registry_options, progress=progress)
+        return write(
+            Image.scratch(None if platform == "all" else platform),
+            dest_loc,
+            registry_options=registry_options,
+            progress=progress,
+        )
     if isinstance(platform, str) and platform != "all":
         platform = Platform.parse(platform)
 
@@ -77,8 +81,9 @@ def copy(
     )
 
 
-def _copy_index(writer: _Writer, source: Any, index: Index, data: bytes, tag: str | None,
-                platforms: list[str]) -> Any:
+def _copy_index(
+    writer: _Writer, source: Any, index: Index, data: bytes, tag: str | None, platforms: list[str]
+) -> Any:
     for desc in index.manifests:
         child_data = source.get_child_manifest(desc)
         child = parse_manifest_or_index(child_data, desc.media_type)

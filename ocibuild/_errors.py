@@ -20,7 +20,7 @@ missing, ``OSError`` for files)::
     │   └── RetryBudgetExceededError          transient failures outlasted the retry budget
     ├── CredentialError                       a credential store or helper failed
     ├── CacheError                            the layer cache cannot be used
-    ├── PluginError                           a plugin failed to load, clashed, or broke its contract
+    ├── PluginError                           a plugin failed to load, clashed, or broke a hook
     └── PipelineError                         preprocess / build / deploy failed
         ├── DependencyError                   requirements could not be resolved into wheels
         └── DeployError                       a deployer could not run the image
@@ -132,7 +132,7 @@ class CacheError(OCIBuildError):
 
 
 class PluginError(OCIBuildError):
-    """A plugin failed to import, provided a name another plugin provides, or broke a hook's contract."""
+    """A plugin failed to import, provided a name another plugin provides, or broke a hook."""
 
 
 class PipelineError(OCIBuildError):

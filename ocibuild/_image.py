@@ -52,7 +52,9 @@ class Image:
     # -- making ----------------------------------------------------------------------
 
     @classmethod
-    def scratch(cls, platform: Platform | str | None = None, *, created: str | None = None) -> Image:
+    def scratch(
+        cls, platform: Platform | str | None = None, *, created: str | None = None
+    ) -> Image:
         """The empty image for ``platform`` (``linux/amd64`` by default)."""
         if isinstance(platform, str):
             platform = Platform.parse(platform)
@@ -99,8 +101,11 @@ class Image:
         """A new image with ``layers`` on top, each with a history entry."""
         when = created or self.config.raw.get("created") or build_time()
         history = tuple(
-            HistoryEntry(created=when, created_by=created_by or f"ocibuild: {layer.description}",
-                         comment=comment)
+            HistoryEntry(
+                created=when,
+                created_by=created_by or f"ocibuild: {layer.description}",
+                comment=comment,
+            )
             for layer in layers
         )
         return replace(
@@ -182,4 +187,3 @@ class SourceLayer:
 
         kind = mt.compression_of(self.descriptor.media_type)
         return decompress_stream(self.compressed(), kind)  # type: ignore[arg-type]
-

@@ -9,7 +9,7 @@ from ._errors import ManifestError
 from ._image import BASE_DIGEST, BASE_NAME, Image, SourceLayer
 from ._location import Location
 from ._transport import ImageSink, ImageSource
-from .oci import Descriptor, Digest, ImageConfig, Index, Manifest, Platform
+from .oci import Digest, ImageConfig, Index, Manifest, Platform
 from .oci import media_types as mt
 from .oci._manifest import parse_manifest_or_index
 
@@ -121,7 +121,7 @@ def _image_from_manifest(
     mount_from = mount_origin(source)
     layers = tuple(
         SourceLayer(source, desc, diff_id, mount_from=mount_from)
-        for desc, diff_id in zip(manifest.layers, diff_ids)
+        for desc, diff_id in zip(manifest.layers, diff_ids, strict=True)
     )
     annotations = {BASE_NAME: base_name, BASE_DIGEST: str(digest)}
     media_type = mt.DOCKER_MANIFEST if manifest.is_docker else mt.OCI_MANIFEST

@@ -36,9 +36,7 @@ class Location:
                 # Split at the first ':' after the transport, as skopeo does.
                 path, _, tag = text[len(prefix) :].partition(":")
                 if not path:
-                    raise InvalidReferenceError(
-                        f"{text!r} names no path: write {prefix}PATH[:TAG]"
-                    )
+                    raise InvalidReferenceError(f"{text!r} names no path: write {prefix}PATH[:TAG]")
                 return cls(prefix[:-1], path=path, tag=tag or None, text=text)  # type: ignore[arg-type]
         if text.startswith("docker-daemon:"):
             raise InvalidReferenceError(

@@ -20,7 +20,7 @@ def human_bytes(n: float) -> str:
 
 
 class TerminalProgress:
-    """Draws ``[3/5 blobs] 120.4 MiB  98.1 MiB/s  <current blob>`` on stderr, at most 10 times a second."""
+    """Draws ``[3/5 layers] 120.4 MiB 98.1 MiB/s <current>`` on stderr, up to 10 times a second."""
 
     def __init__(self, stream: TextIO | None = None, *, verb: str = "writing") -> None:
         self.stream = stream or sys.stderr

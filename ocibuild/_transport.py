@@ -96,7 +96,7 @@ class ImageSink(Protocol):
         ...
 
     def try_mount(self, layer: Layer, descriptor: Descriptor) -> bool:
-        """Try to make the blob appear without sending it (cross-repo mount); ``False`` if not done."""
+        """Make the blob appear without sending it (a cross-repo mount); ``False`` if not done."""
         ...
 
     def put_blob(

@@ -166,7 +166,9 @@ class _Writer:
             self._layer_future(
                 SourceLayer(source, desc, diff_id, mount_from=mount_from), desc.media_type
             )
-            for desc, diff_id in zip(manifest.layers, _diff_ids(config, manifest, source))
+            for desc, diff_id in zip(
+                manifest.layers, _diff_ids(config, manifest, source), strict=True
+            )
         ]
         for future in futures:
             self._record(future.result())

@@ -321,3 +321,37 @@ def test_failed_write_leaves_existing_tag_alone(tmp_path, app, cache_dir):
     proc = ocibuild("append", "--to", f"oci:{out}:t", f"{app}:/app", check=False)
     assert proc.returncode == 1 and "fifo" in proc.stderr
     assert (out / "index.json").read_bytes() == before
+
+
+def test_platform_all_appends_to_every_platform(tmp_path, app, base_in_registry, cache_dir,
+                                                oci_schema):
+    multi = tmp_path / "multi"
+    skopeo_copy(f"docker://{base_in_registry.multi}", f"oci:{multi}:m", all_images=True)
+    out = tmp_path / "out"
+    proc = ocibuild("append", "--json", "--platform", "all", "--base", f"oci:{multi}:m",
+                    "--to", f"oci:{out}:m", f"{app}:/app")
+    report = json.loads(proc.stdout)
+    oci_schema.validate_layout_dir(out)
+    assert sorted(report["platforms"]) == ["linux/amd64", "linux/arm64"]
+    index = json.loads(blob(out, result_digest(out, "m")))
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    platforms = sorted(m["platform"]["architecture"] for m in index["manifests"])
+    assert platforms == ["amd64", "arm64"]
+    # The new layer was built once and is shared by both platforms' manifests.
+    tops = [json.loads(blob(out, m["digest"]))["layers"][-1]["digest"] for m in index["manifests"]]
+    assert len(set(tops)) == 1
+    # One platform of the same base: a plain manifest for it.
+    one = json.loads(ocibuild("append", "--json", "--platform", "linux/arm64", "--base",
+                              f"oci:{multi}:m", "--to", f"oci:{out}:arm", f"{app}:/app").stdout)
+    assert one["platforms"] == ["linux/arm64"]
+    assert skopeo_inspect(f"oci:{out}:arm")["Architecture"] == "arm64"
+    missing = ocibuild("append", "--platform", "linux/s390x", "--base", f"oci:{multi}:m",
+                       "--to", f"oci:{out}:x", f"{app}:/app", check=False)
+    assert missing.returncode == 1 and "linux/amd64" in missing.stderr
+
+
+def test_scratch_with_platform(tmp_path, app, cache_dir):
+    out = tmp_path / "out"
+    main(["append", "--platform", "linux/arm64/v8", "--to", f"oci:{out}:t", f"{app}:/app"])
+    inspected = skopeo_inspect(f"oci:{out}:t", config=True)
+    assert (inspected["architecture"], inspected["variant"]) == ("arm64", "v8")

@@ -7,13 +7,49 @@ import sys
 import ocibuild
 
 PUBLIC = {
-    "AuthenticationError", "CacheError", "ContainerConfig", "CredentialError", "DependencyError",
-    "DeployError", "Descriptor", "Digest", "DigestMismatchError", "FileTreeLayer", "Image",
-    "ImageConfig", "Index", "InvalidDigestError", "InvalidPlatformError", "InvalidReferenceError",
-    "Layer", "LayerCache", "LayerDigests", "LayerOptions", "Loaded", "Manifest", "ManifestError",
-    "NoClusterError", "NotFoundError", "OCIBuildError", "PipelineError", "Platform", "PluginError",
-    "Reference", "RegistryError", "RetryBudgetExceededError", "SourceError", "TarballError",
-    "TransportError", "WriteResult", "__version__", "config", "copy", "load", "run", "write",
+    "AuthenticationError",
+    "CacheError",
+    "ContainerConfig",
+    "CredentialError",
+    "DependencyError",
+    "DeployError",
+    "Descriptor",
+    "Digest",
+    "DigestMismatchError",
+    "FileTreeLayer",
+    "Image",
+    "ImageConfig",
+    "Index",
+    "InvalidDigestError",
+    "InvalidPlatformError",
+    "InvalidReferenceError",
+    "Layer",
+    "LayerCache",
+    "LayerDigests",
+    "LayerOptions",
+    "Loaded",
+    "Manifest",
+    "ManifestError",
+    "NoClusterError",
+    "NotFoundError",
+    "OCIBuildError",
+    "PipelineError",
+    "Platform",
+    "PluginError",
+    "Reference",
+    "RegistryError",
+    "RetryBudgetExceededError",
+    "SourceError",
+    "TarballError",
+    "TarballLayer",
+    "TransportError",
+    "WriteResult",
+    "__version__",
+    "config",
+    "copy",
+    "load",
+    "run",
+    "write",
 }
 
 
@@ -39,7 +75,9 @@ HEAVY = ("kubernetes", "cloudpickle", "nbformat", "httpx", "pluggy", "tarfile")
 def _modules_after(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return set(out.split())
 

@@ -69,7 +69,7 @@ class Platform:
         return out
 
     def matches(self, wanted: Platform) -> bool:
-        """Whether this platform satisfies ``wanted`` (a variant is only compared when asked for)."""
+        """Whether this platform satisfies ``wanted`` (variants compared only when asked for)."""
         if (self.os, self.architecture) != (wanted.os, wanted.architecture):
             return False
         if wanted.variant and self.variant != wanted.variant:

@@ -46,7 +46,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes, media_type: str | None = None) -> Manifest:
-        """Parse manifest bytes; ``media_type`` (e.g. a Content-Type) is used when the body omits it."""
+        """Parse manifest bytes; ``media_type`` (a Content-Type) is used when the body has none."""
         obj = _load(data, "manifest")
         kind = obj.get("mediaType") or media_type or mt.OCI_MANIFEST
         if not mt.is_manifest(kind):
@@ -163,5 +163,3 @@ def parse_manifest_or_index(data: bytes, media_type: str | None = None) -> Manif
 def describe(data: bytes, media_type: str, **extra: Any) -> Descriptor:
     """A descriptor for serialized bytes."""
     return Descriptor(media_type, Digest.of(data), len(data), **extra)
-
-

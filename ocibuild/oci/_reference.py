@@ -59,7 +59,10 @@ class Reference:
         if colon > slash:
             text, tag = text[:colon], text[colon + 1 :]
             if not _TAG.match(tag):
-                raise _bad(original, f"tag {tag!r} is invalid (letters, digits, '_', '.', '-'; at most 128)")
+                raise _bad(
+                    original,
+                    f"tag {tag!r} is invalid (letters, digits, '_', '.', '-'; at most 128)",
+                )
 
         registry, repository = _split_domain(text)
         if not _HOST.match(registry):

@@ -12,8 +12,10 @@ from ocibuild.oci import (
     Index,
     Manifest,
     Platform,
-    media_types as mt,
     parse_manifest_or_index,
+)
+from ocibuild.oci import (
+    media_types as mt,
 )
 
 EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -83,5 +83,5 @@ class Layer(Protocol):
 
     @property
     def description(self) -> str:
-        """A short human label (a path, a tarball name, a base layer digest) for progress and errors."""
+        """A short label (a path, a tarball, a base layer digest) for progress and errors."""
         ...

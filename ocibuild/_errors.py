@@ -8,6 +8,7 @@ missing, ``OSError`` for files)::
     ├── InvalidReferenceError (ValueError)    a malformed image reference or transport spelling
     ├── InvalidDigestError (ValueError)       a malformed digest string
     ├── InvalidPlatformError (ValueError)     a malformed os/arch[/variant]
+    ├── InvalidOptionError (ValueError)       an option value that cannot be used (a level, a mtime)
     ├── ManifestError (ValueError)            a manifest, index or config that cannot be used
     ├── DigestMismatchError (ValueError)      content that does not hash to what it claims
     ├── SourceError (ValueError)              a layer source that cannot be packed (missing,
@@ -42,6 +43,7 @@ __all__ = [
     "DeployError",
     "DigestMismatchError",
     "InvalidDigestError",
+    "InvalidOptionError",
     "InvalidPlatformError",
     "InvalidReferenceError",
     "ManifestError",
@@ -72,6 +74,10 @@ class InvalidDigestError(OCIBuildError, ValueError):
 
 class InvalidPlatformError(OCIBuildError, ValueError):
     """A platform string that is not ``os/arch[/variant]``."""
+
+
+class InvalidOptionError(OCIBuildError, ValueError):
+    """An option value out of range or in conflict with another option."""
 
 
 class ManifestError(OCIBuildError, ValueError):

@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker-registry skopeo umoci apache2-utils busybox-static curl git)
-TOOLS=(docker-registry skopeo umoci htpasswd busybox curl git)
+DEBIAN_PACKAGES=(docker-registry skopeo umoci apache2-utils busybox-static zstd tar gzip curl git)
+TOOLS=(docker-registry skopeo umoci htpasswd busybox zstd tar gzip curl git)
 
 missing=()
 for tool in "${TOOLS[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done

@@ -20,7 +20,7 @@ PUBLIC = {
     "Image",
     "ImageConfig",
     "Index",
-    "InvalidDigestError",
+    "InvalidDigestError", "InvalidOptionError",
     "InvalidPlatformError",
     "InvalidReferenceError",
     "Layer",

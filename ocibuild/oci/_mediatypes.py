@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .._errors import InvalidOptionError
+
 __all__ = [
     "DOCKER_CONFIG",
     "DOCKER_FOREIGN_LAYER",
@@ -96,5 +98,7 @@ def layer_media_type(compression: str, *, docker: bool = False) -> str:
             return DOCKER_LAYER_GZIP
         if compression == "none":
             return DOCKER_LAYER
-        raise ValueError("Docker schema 2 manifests cannot carry zstd layers; use an OCI manifest")
+        raise InvalidOptionError(
+            "Docker schema 2 manifests cannot carry zstd layers; use an OCI manifest"
+        )
     return {"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD, "none": OCI_LAYER}[compression]

@@ -1,0 +1,26 @@
+"""The Registry v2 / OCI distribution client: pull, push, auth, credentials, retries.
+
+``RegistrySource`` and ``RegistrySink`` are the image transports; ``RegistryClient`` speaks
+the protocol to one host; ``login``/``logout`` manage stored credentials.
+"""
+
+from ._client import MountResult, RegistryClient
+from ._credentials import Credential, find_credential
+from ._login import login, logout
+from ._options import RegistryOptions
+from ._sink import RegistrySink
+from ._source import RegistrySource
+from ._upload import UploadResult
+
+__all__ = [
+    "Credential",
+    "MountResult",
+    "RegistryClient",
+    "RegistryOptions",
+    "RegistrySink",
+    "RegistrySource",
+    "UploadResult",
+    "find_credential",
+    "login",
+    "logout",
+]

@@ -1,0 +1,1 @@
+"""Tests of the registry client against real Docker Distribution registries."""

@@ -1,0 +1,40 @@
+"""The public names of ocibuild.registry, pinned."""
+
+from __future__ import annotations
+
+import ocibuild.registry
+from ocibuild._transport import ImageSink, ImageSource
+from ocibuild.oci import Reference
+from ocibuild.registry import RegistryOptions, RegistrySink, RegistrySource
+
+
+def test_public_names() -> None:
+    assert sorted(ocibuild.registry.__all__) == [
+        "Credential",
+        "MountResult",
+        "RegistryClient",
+        "RegistryOptions",
+        "RegistrySink",
+        "RegistrySource",
+        "UploadResult",
+        "find_credential",
+        "login",
+        "logout",
+    ]
+
+
+def test_transports_satisfy_the_protocols() -> None:
+    ref = Reference.parse("127.0.0.1:1/app:1")
+    source: ImageSource = RegistrySource(ref, RegistryOptions())
+    sink: ImageSink = RegistrySink(ref, RegistryOptions(concurrency=7))
+    assert source.name == sink.name == "127.0.0.1:1/app:1"
+    assert sink.concurrency == 7
+    assert sink.docker_compatible_only is False
+
+
+def test_options_hide_the_password() -> None:
+    options = RegistryOptions(username="u", password="very-secret", insecure={"h:1"})  # type: ignore[arg-type]
+    assert "very-secret" not in repr(options)
+    assert options.insecure == frozenset({"h:1"})
+    assert options.is_insecure("h:1") and not options.is_insecure("h:2")
+    assert RegistryOptions(insecure=frozenset({"h"})).is_insecure("h:5000")

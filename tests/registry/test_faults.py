@@ -1,0 +1,189 @@
+"""Faults between client and registry: dropped connections, 5xx, 429, a registry that is gone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from ocibuild._errors import NotFoundError, RegistryError, RetryBudgetExceededError
+from ocibuild.layer._base import BlobStream
+from ocibuild.oci import Reference
+from ocibuild.registry import RegistryClient, RegistryOptions, RegistrySink
+from tests.support import FaultProxy, Registry, skopeo_inspect
+
+from ._util import StreamedBlob, TestLayer, make_layer, push_image, random_layer
+
+KiB = 1 << 10
+CHUNK = 256 * KiB
+
+MakeProxy = Callable[[str], FaultProxy]
+
+
+class HookedStream(BlobStream):
+    """A layer's stream that calls ``hook`` once ``at`` bytes have been handed out."""
+
+    def __init__(self, layer: TestLayer, at: int, hook: Callable[[], object]) -> None:
+        self.inner = StreamedBlob(layer.gz, layer.media_type, layer.diff_id, piece=64 * KiB)
+        self.at, self.hook, self.given, self.fired = at, hook, 0, False
+
+    def __next__(self) -> bytes:
+        if not self.fired and self.given >= self.at:
+            self.fired = True
+            self.hook()
+        try:
+            chunk = next(self.inner)
+        except StopIteration:
+            self.digests = self.inner.digests
+            raise
+        self.given += len(chunk)
+        return chunk
+
+
+def sink_via(proxy: FaultProxy, repo_tag: str, **options: object) -> RegistrySink:
+    settings: dict[str, object] = {"chunk_size": CHUNK, "retry_budget": 10.0, **options}
+    opts = RegistryOptions(**settings)  # type: ignore[arg-type]
+    return RegistrySink(Reference.parse(f"{proxy.host}/{repo_tag}"), opts)
+
+
+def test_dropped_patch_resumes_without_resending_acknowledged_chunks(
+    registry: Registry, make_fault_proxy: MakeProxy
+) -> None:
+    proxy = make_fault_proxy(registry.url)
+    layer = random_layer(4 * CHUNK, seed=21)
+    sink = sink_via(proxy, "faults/resume:1")
+
+    def arm() -> None:  # after two chunks are in, break the third mid-body
+        proxy.add_fault(
+            method="PATCH", path_contains="/blobs/uploads/", action="drop", after_bytes=CHUNK // 2
+        )
+
+    registry.mark()
+    stream = HookedStream(layer, at=2 * CHUNK + 64 * KiB, hook=arm)
+    assert sink.put_blob(stream, None) == "uploaded"
+
+    seen = [(r.method, r.status) for r in proxy.requests if "/blobs/uploads/" in r.path]
+    dropped = seen.index(("PATCH", None))
+    assert seen[dropped + 1] == ("GET", 204)  # where does the upload stand?
+    assert seen[dropped + 2] == ("PATCH", 202)  # the broken chunk again, and only it
+    upstream = [r for r in registry.requests() if r.method == "PATCH"]
+    chunks = -(-len(layer.gz) // CHUNK)
+    assert len(upstream) == chunks and all(r.status == 202 for r in upstream)
+    assert sink.has_blob(layer.descriptor)
+
+
+def test_session_lost_in_the_first_chunk_starts_over(
+    registry: Registry, make_fault_proxy: MakeProxy
+) -> None:
+    proxy = make_fault_proxy(registry.url)
+    proxy.add_fault(method="PATCH", status=404, code="BLOB_UPLOAD_UNKNOWN")
+    layer = random_layer(2 * CHUNK, seed=22)
+    sink = sink_via(proxy, "faults/restart:1")
+
+    assert sink.put_blob(layer.compressed(), layer.descriptor) == "uploaded"
+
+    posts = [r for r in proxy.requests if r.method == "POST"]
+    assert len(posts) == 2
+    assert sink.has_blob(layer.descriptor)
+
+
+def test_session_lost_after_acknowledged_chunks_is_a_clear_error(
+    registry: Registry, make_fault_proxy: MakeProxy
+) -> None:
+    proxy = make_fault_proxy(registry.url)
+    layer = random_layer(3 * CHUNK, seed=23)
+    sink = sink_via(proxy, "faults/lost:1")
+
+    def lose() -> None:
+        proxy.add_fault(method="PATCH", status=404, code="BLOB_UPLOAD_UNKNOWN")
+
+    with pytest.raises(RegistryError, match="dropped the upload session after") as caught:
+        sink.put_blob(HookedStream(layer, at=CHUNK + 64 * KiB, hook=lose), layer.descriptor)
+    assert str(layer.descriptor.digest) in str(caught.value)
+    assert caught.value.codes == ("BLOB_UPLOAD_UNKNOWN",)
+
+
+def test_5xx_answers_are_retried(registry: Registry, make_fault_proxy: MakeProxy) -> None:
+    proxy = make_fault_proxy(registry.url)
+    proxy.add_fault(method="POST", status=500, times=1)
+    proxy.add_fault(method="PATCH", status=502, times=1)
+    proxy.add_fault(method="PUT", path_contains="/manifests/", status=503, times=2)
+    proxy.add_fault(method="HEAD", status=504, times=1)
+    layers = [random_layer(CHUNK + 1, seed=24), make_layer({"small": b"s"})]
+
+    pushed = push_image(sink_via(proxy, "faults/five:1"), layers, tag="1")
+
+    statuses = [r.status for r in proxy.requests]
+    for status in (500, 502, 503, 504):
+        assert status in statuses
+    info = skopeo_inspect(f"docker://{registry.host}/faults/five:1")
+    assert info["Digest"] == str(pushed.manifest.digest)
+
+
+def test_429_retry_after_is_honoured(registry: Registry, make_fault_proxy: MakeProxy) -> None:
+    proxy = make_fault_proxy(registry.url)
+    with RegistryClient(proxy.host, RegistryOptions(retry_budget=10.0)) as client:
+        client.ping()
+        proxy.add_fault(method="GET", path_contains="/manifests/", status=429, retry_after=1.5)
+        started = time.monotonic()
+        with pytest.raises(NotFoundError):
+            client.get_manifest("faults/rate", "1")
+        elapsed = time.monotonic() - started
+    assert elapsed >= 1.5
+    assert [r.status for r in proxy.requests if "/manifests/" in r.path] == [429, 404]
+
+
+def test_retry_after_beyond_the_budget_fails_at_once(
+    registry: Registry, make_fault_proxy: MakeProxy
+) -> None:
+    proxy = make_fault_proxy(registry.url)
+    with RegistryClient(proxy.host, RegistryOptions(retry_budget=2.0)) as client:
+        client.ping()
+        proxy.add_fault(method="HEAD", status=429, retry_after=30, times=1)
+        started = time.monotonic()
+        with pytest.raises(RetryBudgetExceededError, match="asked to wait 30 s") as caught:
+            client.exists("faults/rate", make_layer({}).descriptor.digest)
+    assert time.monotonic() - started < 1.0
+    assert caught.value.status == 429
+
+
+def test_registry_gone_mid_push_fails_quickly_and_keeps_the_tag(
+    registry: Registry, make_fault_proxy: MakeProxy
+) -> None:
+    proxy = make_fault_proxy(registry.url)
+    before = push_image(sink_via(proxy, "faults/gone:1"), [make_layer({"v": b"1"})], tag="1")
+    layer = random_layer(3 * CHUNK, seed=25)
+    sink = sink_via(proxy, "faults/gone:1", retry_budget=1.5)
+    started = time.monotonic()
+
+    with pytest.raises(RetryBudgetExceededError) as caught:
+        try:
+            sink.put_blob(
+                HookedStream(layer, at=CHUNK + 64 * KiB, hook=proxy.close_upstream),
+                layer.descriptor,
+            )
+        except BaseException:
+            sink.abort()
+            raise
+
+    assert time.monotonic() - started < 6.0
+    message = str(caught.value)
+    assert str(layer.descriptor.digest) in message
+    assert f"{proxy.host}/faults/gone" in message
+    assert "retry budget" in message
+    info = skopeo_inspect(f"docker://{registry.host}/faults/gone:1")
+    assert info["Digest"] == str(before.manifest.digest)
+
+
+def test_unreachable_registry_is_reported_within_the_budget(
+    make_fault_proxy: MakeProxy, registry: Registry
+) -> None:
+    proxy = make_fault_proxy(registry.url)
+    host = proxy.host
+    proxy.stop()  # nothing listens there any more: connections are refused
+    sink = RegistrySink(Reference.parse(f"{host}/faults/none:1"), RegistryOptions(retry_budget=1.0))
+    started = time.monotonic()
+    with pytest.raises(RetryBudgetExceededError, match=f"reaching registry {host}"):
+        sink.has_blob(make_layer({}).descriptor)
+    assert time.monotonic() - started < 3.0

@@ -56,6 +56,13 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="blobs transferred at once (default 4)",
     )
+    group.add_argument(
+        "--retry-budget",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to keep retrying connection errors, 429 and 5xx (default 120)",
+    )
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -166,6 +173,7 @@ def registry_options(args: argparse.Namespace, *specs: str) -> Any:
         password=password,
         auth_file=getattr(args, "authfile", None),
         concurrency=getattr(args, "concurrency", 4),
+        retry_budget=getattr(args, "retry_budget", 120.0),
     )
 
 
@@ -326,7 +334,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 def cmd_logout(args: argparse.Namespace) -> int:
     from .registry import logout
 
-    if logout(args.registry):
+    if logout(args.registry, registry_options(args)):
         print(f"Removed credentials for {args.registry}")
     else:
         print(f"No stored credentials for {args.registry}")
@@ -420,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("logout", help="erase stored credentials for a registry")
     p.add_argument("registry", metavar="REGISTRY")
+    p.add_argument("--authfile", metavar="FILE", help="the auth JSON to erase them from")
     p.set_defaults(func=cmd_logout)
 
     p = sub.add_parser("cache", help="manage the layer cache")

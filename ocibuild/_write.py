@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._blobs import BytesStream
-from ._errors import ManifestError
+from ._errors import ManifestError, RegistryError
 from ._image import Image, SourceLayer
 from ._location import Location
 from ._transport import BlobOutcome, BlobResult, ImageSink, ImageSource, NullProgress, Progress
@@ -201,22 +201,40 @@ class _Writer:
                 return BlobResult(desc, "exists", str(known.diff_id), label)
             if self.sink.try_mount(layer, desc):
                 return BlobResult(desc, "mounted", str(known.diff_id), label)
-        if self.cancelled.is_set():
-            raise RuntimeError("write cancelled")
         key = f"{id(layer):x}"
-        stream = _Counting(layer.compressed(), self.progress, key)
         self.progress.blob_started(key, label, desc.size if desc else None)
         try:
-            outcome = self.sink.put_blob(stream, desc, key)
+            outcome, stream = self._stream_layer(layer, desc, key)
         except BaseException:
             self.progress.blob_finished(key, "failed")
             raise
-        finally:
-            stream.close()
         self.progress.blob_finished(key, outcome)
         digests = stream.result
         final = _descriptor(digests, media_type)
-        return BlobResult(final, outcome, str(digests.diff_id), label, stream.count)
+        sent = stream.count if outcome in ("uploaded", "written") else 0
+        return BlobResult(final, outcome, str(digests.diff_id), label, sent)
+
+    def _stream_layer(
+        self, layer: Layer, desc: Descriptor | None, key: str
+    ) -> tuple[BlobOutcome, _Counting]:
+        """Stream the layer into the sink; start over once if the registry lost the session.
+
+        Docker Distribution cancels an upload session when a PATCH breaks mid-body, so bytes
+        it already took cannot be resumed: the only way on is a fresh stream.
+        """
+        for attempt in (1, 2):
+            if self.cancelled.is_set():
+                raise RuntimeError("write cancelled")
+            stream = _Counting(layer.compressed(), self.progress, key)
+            try:
+                return self.sink.put_blob(stream, desc, key), stream
+            except RegistryError as err:
+                lost = {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN"} & set(err.codes)
+                if attempt == 2 or not lost:
+                    raise
+            finally:
+                stream.close()
+        raise AssertionError("unreachable")
 
     def _record(self, result: BlobResult) -> None:
         """Keep ``result`` for the report, once per blob, in manifest order."""

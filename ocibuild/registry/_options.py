@@ -7,7 +7,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from .. import __version__
-from .._errors import RegistryError
+from .._errors import InvalidOptionError, RegistryError
 
 __all__ = ["RegistryOptions", "tls_context"]
 
@@ -30,11 +30,11 @@ class RegistryOptions:
         # Callers pass lists or sets from argparse; keep the value hashable and frozen.
         object.__setattr__(self, "insecure", frozenset(self.insecure))
         if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+            raise InvalidOptionError("concurrency must be at least 1")
         if self.chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1 byte")
+            raise InvalidOptionError("chunk_size must be at least 1 byte")
         if self.retry_budget < 0:
-            raise ValueError("retry_budget must not be negative")
+            raise InvalidOptionError("retry_budget must not be negative")
 
     def is_insecure(self, host: str) -> bool:
         """Whether ``host`` (host[:port]) was named as insecure (plain HTTP or unverified TLS)."""

@@ -179,7 +179,11 @@ class FaultProxy:
                 if fault is not None:
                     _drain(reader, head)
                     self._record(method, path, fault.status)
-                    client.sendall(_error_response(fault, close=head.wants_close))
+                    response = _error_response(fault, close=head.wants_close)
+                    if method == "HEAD":
+                        # A HEAD answer has headers only; a body would corrupt the next reply.
+                        response = response[: response.index(b"\r\n\r\n") + 4]
+                    client.sendall(response)
                     if head.wants_close:
                         return
                     continue

@@ -1,0 +1,137 @@
+"""Fairing's configuration API: ``set_preprocessor``, ``set_builder``, ``set_deployer``, ``run``.
+
+Port Fairing code by changing one import::
+
+    import ocibuild as fairing          # was: from kubeflow import fairing
+
+    fairing.config.set_preprocessor("python", input_files=["train.py"])
+    fairing.config.set_builder("append", base_image="python:3.11-slim",
+                               registry="registry.example.com/team", push=True)
+    fairing.config.set_deployer("job")
+    result = fairing.config.run()       # result.image: the pushed reference, pinned by digest
+
+The setters take Fairing's names and parameters; names are looked up through the plugin
+manager, so a plugin's preprocessors, builders and deployers work the same way. The module-level
+functions act on one shared :class:`Config`; make your own ``Config()`` for a separate one.
+Inside a built image ``ocibuild`` is a stand-in whose ``config.run()`` does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import PipelineError
+from ._run import RunResult, build_image, create, run_pipeline
+
+__all__ = [
+    "DEFAULT_BUILDER",
+    "DEFAULT_DEPLOYER",
+    "Config",
+    "build",
+    "deploy",
+    "fn",
+    "get_builder",
+    "get_deployer",
+    "get_preprocessor",
+    "reset",
+    "run",
+    "set_builder",
+    "set_deployer",
+    "set_preprocessor",
+]
+
+DEFAULT_BUILDER = "append"
+DEFAULT_DEPLOYER = "job"
+
+
+class Config:
+    """One pipeline's choices: a preprocessor, a builder and a deployer, each with options."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the defaults: detected preprocessor, ``append`` builder, ``job`` deployer."""
+        self._preprocessor: tuple[str | None, dict[str, Any]] = (None, {})
+        self._builder: tuple[str, dict[str, Any]] = (DEFAULT_BUILDER, {})
+        self._deployer: tuple[str, dict[str, Any]] = (DEFAULT_DEPLOYER, {})
+        self._last_context: Any = None
+
+    def set_preprocessor(self, name: str | None = None, **kwargs: Any) -> None:
+        """Choose the preprocessor; ``None``: ``notebook`` in a notebook kernel, else ``python``."""
+        self._preprocessor = (name, kwargs)
+
+    def set_builder(self, name: str = DEFAULT_BUILDER, **kwargs: Any) -> None:
+        """Choose the builder (``append``: ``base_image``, ``registry``, ``image_name``, ...)."""
+        self._builder = (name, kwargs)
+
+    def set_deployer(self, name: str = DEFAULT_DEPLOYER, **kwargs: Any) -> None:
+        """Choose the deployer (``job``, ``local``, or a plugin's)."""
+        self._deployer = (name, kwargs)
+
+    def get_preprocessor(self) -> Any:
+        """A new preprocessor from the current choice."""
+        from .preprocessors import default_preprocessor
+
+        name, kwargs = self._preprocessor
+        return create("preprocessor", name or default_preprocessor(), kwargs)
+
+    def get_builder(self, preprocessor: Any) -> Any:
+        """A new builder for ``preprocessor`` from the current choice."""
+        name, kwargs = self._builder
+        return create("builder", name, {"preprocessor": preprocessor, **kwargs})
+
+    def get_deployer(self) -> Any:
+        """A new deployer from the current choice."""
+        name, kwargs = self._deployer
+        return create("deployer", name, kwargs)
+
+    def run(self) -> RunResult:
+        """Preprocess, build (and push), then deploy; the result has ``.image`` and ``.handle``."""
+        preprocessor = self.get_preprocessor()
+        builder = self.get_builder(preprocessor)
+        deployer = self.get_deployer()
+        try:
+            return run_pipeline(preprocessor, builder, deployer)
+        finally:
+            self._last_context = getattr(builder, "context", None)
+
+    def build(self) -> str:
+        """Preprocess and build (and push) only; the image reference pinned by digest."""
+        preprocessor = self.get_preprocessor()
+        result = build_image(self.get_builder(preprocessor))
+        self._last_context = result.context
+        return result.image
+
+    def deploy(self, pod_spec: dict[str, Any]) -> Any:
+        """Deploy a pod spec with the chosen deployer (Fairing's ``config.deploy``)."""
+        if self._last_context is None and self._deployer[0] == "local":
+            raise PipelineError("the local deployer needs a build first: call run() or build()")
+        return self.get_deployer().deploy(pod_spec, self._last_context)
+
+    def fn(self, func: Callable[..., Any]) -> Callable[[], RunResult]:
+        """A callable that builds ``func`` with the function preprocessor and runs it."""
+
+        def run_function() -> RunResult:
+            self.set_preprocessor("function", function_obj=func)
+            return self.run()
+
+        run_function.__name__ = getattr(func, "__name__", "run_function")
+        run_function.__doc__ = getattr(func, "__doc__", None)
+        return run_function
+
+
+_config = Config()
+
+reset = _config.reset
+set_preprocessor = _config.set_preprocessor
+set_builder = _config.set_builder
+set_deployer = _config.set_deployer
+get_preprocessor = _config.get_preprocessor
+get_builder = _config.get_builder
+get_deployer = _config.get_deployer
+run = _config.run
+build = _config.build
+deploy = _config.deploy
+fn = _config.fn

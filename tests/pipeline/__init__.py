@@ -1,0 +1,1 @@
+"""Tests of the Fairing-style pipeline: config API, preprocessors, dependency layers, plugins."""

@@ -72,8 +72,8 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
         "-b",
         default="scratch",
         metavar="REF",
-        help="base image: scratch (default), REGISTRY/REPO:TAG, oci:DIR[:TAG], "
-        "docker-archive:FILE[:REF]",
+        help="base image: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF] or "
+        "scratch (default: %(default)s)",
     )
     parser.add_argument(
         "--platform",

@@ -9,6 +9,7 @@ plugins`` lists installed plugins and the names they provide.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 from collections.abc import Callable
 from typing import Any
@@ -110,7 +111,8 @@ def _add_build_arguments(
     )
     add_image_options(p)
     # Python code needs a Python base: scratch (the append default) is never right here.
-    p.set_defaults(base=None)
+    # (the same default as builders.append.default_base_image, without importing the builder)
+    p.set_defaults(base="python:{}.{}-slim".format(*sys.version_info[:2]))
 
 
 def _preprocessor(args: argparse.Namespace) -> Any:

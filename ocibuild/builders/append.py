@@ -14,7 +14,7 @@ from .._errors import DependencyError, PipelineError
 from .._image import Image
 from .._location import Location
 from ..layer import Layer, LayerCache, LayerOptions
-from ..layer._cache import default_cache_dir
+from ..layer import default_cache_dir
 from ..oci import ContainerConfig, Platform
 from ..preprocessors._context import BuildContext, Preprocessor
 from ._base import BuildResult, pod_spec_for

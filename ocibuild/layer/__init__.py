@@ -5,7 +5,7 @@ layer cache remembers the digests of trees that did not change.
 """
 
 from ._base import BlobStream, Layer, LayerDigests
-from ._cache import LayerCache
+from ._cache import LayerCache, default_cache_dir
 from ._compress import Compression, decompress_stream, detect_compression
 from ._filetree import FileTreeLayer, LayerOptions
 from ._pipeline import build_blob
@@ -26,6 +26,7 @@ __all__ = [
     "TarOptions",
     "TarballLayer",
     "build_blob",
+    "default_cache_dir",
     "decompress_stream",
     "detect_compression",
     "tar_stream",

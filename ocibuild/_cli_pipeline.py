@@ -9,8 +9,8 @@ plugins`` lists installed plugins and the names they provide.
 from __future__ import annotations
 
 import argparse
-import sys
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 

@@ -13,8 +13,7 @@ from .._deps import PythonTarget, python_version_from_env
 from .._errors import DependencyError, PipelineError
 from .._image import Image
 from .._location import Location
-from ..layer import Layer, LayerCache, LayerOptions
-from ..layer import default_cache_dir
+from ..layer import Layer, LayerCache, LayerOptions, default_cache_dir
 from ..oci import ContainerConfig, Platform
 from ..preprocessors._context import BuildContext, Preprocessor
 from ._base import BuildResult, pod_spec_for

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import TextIO
 
 __all__ = ["TerminalProgress", "human_bytes"]
@@ -19,6 +20,13 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GiB"  # pragma: no cover
 
 
+@dataclass
+class _Blob:
+    label: str
+    done: int
+    total: int | None
+
+
 class TerminalProgress:
     """Draws ``[3/5 layers] 120.4 MiB 98.1 MiB/s <current>`` on stderr, up to 10 times a second."""
 
@@ -31,18 +39,20 @@ class TerminalProgress:
         self.total = 0
         self.done = 0
         self.seen = 0
-        self.active: dict[str, str] = {}
+        self.active: dict[str, _Blob] = {}
         self.outcomes: dict[str, int] = {}
 
     def blob_started(self, key: str, label: str, total: int | None) -> None:
         with self.lock:
             self.seen += 1
-            self.active[key] = label
+            self.active[key] = _Blob(label, 0, total)
             self._draw()
 
     def blob_advanced(self, key: str, nbytes: int) -> None:
         with self.lock:
             self.total += nbytes
+            if key in self.active:
+                self.active[key].done += nbytes
             self._draw()
 
     def blob_finished(self, key: str, outcome: str) -> None:
@@ -66,9 +76,15 @@ class TerminalProgress:
             return
         self.last_draw = now
         elapsed = max(now - self.started, 1e-6)
-        current = next(iter(self.active.values()), "")
-        if len(current) > 40:
-            current = "..." + current[-37:]
+        current = ""
+        if self.active:
+            blob = next(iter(self.active.values()))
+            name = blob.label if len(blob.label) <= 40 else "..." + blob.label[-37:]
+            size = human_bytes(blob.done)
+            if blob.total is not None:
+                size += f"/{human_bytes(blob.total)}"
+            more = f" (+{len(self.active) - 1} more)" if len(self.active) > 1 else ""
+            current = f"{name} {size}{more}"
         line = (
             f"{self.verb} [{self.done}/{self.seen} layers] {human_bytes(self.total)} "
             f"{human_bytes(self.total / elapsed)}/s {current}"

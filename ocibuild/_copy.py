@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ._location import Location
-from ._transport import Progress
-from ._write import WriteResult, _pinnable, _tag_of, _Writer
-from .oci import Index, Manifest, Platform
+from ._transport import ImageSource, Progress
+from ._write import WriteResult, _tag_of, _Writer
+from .oci import Descriptor, Index, Manifest, Platform
 from .oci._manifest import parse_manifest_or_index
 
 __all__ = ["copy"]
@@ -49,41 +49,35 @@ def copy(
     writer = _Writer(sink, progress)
     tag = _tag_of(dest_loc)
     platforms: list[str] = []
-    try:
+    selected = platform if isinstance(platform, Platform) else None
+
+    def body() -> Descriptor:
         data, media_type = source.get_manifest()
         parsed = parse_manifest_or_index(data, media_type)
-        if isinstance(parsed, Manifest):
-            top = writer.raw_image(source, parsed, data, tag=tag)
-            platforms.append(str(top.platform))
-        elif isinstance(platform, Platform):
-            desc = parsed.select(platform)
-            child_data = source.get_child_manifest(desc)
-            child = Manifest.from_json(child_data, desc.media_type)
-            top = writer.raw_image(source, child, child_data, tag=tag)
-            platforms.append(str(top.platform))
-        else:
-            top = _copy_index(writer, source, parsed, data, tag, platforms)
-        sink.commit()
-    except BaseException:
-        writer.cancel()
-        sink.abort()
-        raise
+        if isinstance(parsed, Index):
+            if selected is None:
+                return _copy_index(writer, source, parsed, data, tag, platforms)
+            desc = parsed.select(selected)
+            data = source.get_child_manifest(desc)
+            parsed = Manifest.from_json(data, desc.media_type)
+        top = writer.raw_image(source, parsed, data, tag=tag)
+        platforms.append(str(top.platform))
+        return top
+
+    try:
+        return writer.transact(body, str(dest_loc), platforms)
     finally:
-        writer.shutdown()
         source.close()
-    return WriteResult(
-        reference=f"{_pinnable(str(dest_loc))}@{top.digest}",
-        digest=top.digest,
-        media_type=top.media_type,
-        size=top.size,
-        blobs=tuple(writer.results),
-        platforms=tuple(platforms),
-    )
 
 
 def _copy_index(
-    writer: _Writer, source: Any, index: Index, data: bytes, tag: str | None, platforms: list[str]
-) -> Any:
+    writer: _Writer,
+    source: ImageSource,
+    index: Index,
+    data: bytes,
+    tag: str | None,
+    platforms: list[str],
+) -> Descriptor:
     for desc in index.manifests:
         child_data = source.get_child_manifest(desc)
         child = parse_manifest_or_index(child_data, desc.media_type)

@@ -8,7 +8,7 @@ at it, so a failed write never leaves a tag on a broken image.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -87,30 +87,16 @@ def write(
         sink, location = dest, None
     tag = _tag_of(location)
     writer = _Writer(sink, progress)
-    try:
-        if as_index:
-            children = [writer.image(image, tag=None) for image in images]
-            index = Index(tuple(children), media_type=_index_type(children))
-            data = index.to_json()
-            top = sink.put_manifest(data, index.media_type, tag=tag)
-        else:
-            top = writer.image(images[0], tag=tag)
-        sink.commit()
-    except BaseException:
-        writer.cancel()
-        sink.abort()
-        raise
-    finally:
-        writer.shutdown()
+
+    def body() -> Descriptor:
+        if not as_index:
+            return writer.image(images[0], tag=tag)
+        children = [writer.image(image, tag=None) for image in images]
+        index = Index(tuple(children), media_type=_index_type(children))
+        return sink.put_manifest(index.to_json(), index.media_type, tag=tag)
+
     name = str(location) if location is not None else sink.name
-    return WriteResult(
-        reference=f"{_pinnable(name)}@{top.digest}",
-        digest=top.digest,
-        media_type=top.media_type,
-        size=top.size,
-        blobs=tuple(writer.results),
-        platforms=tuple(str(image.platform) for image in images),
-    )
+    return writer.transact(body, name, [str(image.platform) for image in images])
 
 
 class _Writer:
@@ -152,6 +138,29 @@ class _Writer:
         data = manifest.to_json()
         desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=image.platform)
         return Descriptor(manifest.media_type, desc.digest, desc.size, platform=image.platform)
+
+    def transact(
+        self, body: Callable[[], Descriptor], name: str, platforms: list[str]
+    ) -> WriteResult:
+        """Run ``body`` (which writes blobs and manifests), then commit; on any failure abort,
+        so nothing half-written becomes visible. ``platforms`` may be filled in by ``body``."""
+        try:
+            top = body()
+            self.sink.commit()
+        except BaseException:
+            self.cancel()
+            self.sink.abort()
+            raise
+        finally:
+            self.shutdown()
+        return WriteResult(
+            reference=f"{_pinnable(name)}@{top.digest}",
+            digest=top.digest,
+            media_type=top.media_type,
+            size=top.size,
+            blobs=tuple(self.results),
+            platforms=tuple(platforms),
+        )
 
     def raw_image(
         self, source: ImageSource, manifest: Manifest, data: bytes, *, tag: str | None

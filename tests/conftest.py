@@ -29,6 +29,14 @@ from tests.support import (
 )
 
 
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own ocibuild cache (children inherit it): never the user's."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("OCIBUILD_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A plain-HTTP registry without auth."""

@@ -36,12 +36,6 @@ def ocibuild(
     return proc
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    path = tmp_path / "cache"
-    monkeypatch.setenv("OCIBUILD_CACHE_DIR", str(path))
-    return path
-
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:

@@ -13,13 +13,6 @@ from tests.test_append import ocibuild
 
 
 @pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    path = tmp_path / "cache"
-    monkeypatch.setenv("OCIBUILD_CACHE_DIR", str(path))
-    return path
-
-
-@pytest.fixture
 def app(tmp_path):
     root = tmp_path / "app"
     root.mkdir()

@@ -342,14 +342,15 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_prune(args: argparse.Namespace) -> int:
+    from ._deps import prune_dependencies
     from .layer import LayerCache
 
     cache = LayerCache()
-    removed = cache.prune(
-        max_entries=args.keep,
-        older_than=args.older_than_days * 86400 if args.older_than_days is not None else None,
-    )
-    print(f"removed {removed} cache entries from {cache.root}")
+    older_than = None if args.older_than_days is None else args.older_than_days * 86400
+    keep = None if args.keep is None and older_than is not None else (args.keep or 0)
+    layers = cache.prune(max_entries=keep, older_than=older_than)
+    deps = prune_dependencies(cache.root, keep=keep, older_than=older_than)
+    print(f"removed {layers} layer entries and {deps} dependency trees from {cache.root}")
     return 0
 
 
@@ -437,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--keep",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
         help="keep the N most recently used entries (default: remove all)",
     )

@@ -10,6 +10,7 @@ reruns pip; the layer cache then makes the layer itself a stat walk. Console scr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +244,8 @@ def install_requirements(
     entry = cache_dir / "deps" / key
     if (entry / _DONE).is_file():
         _log.info("dependency layer: reusing %s (no pip run) for %s", entry, target.describe())
+        with contextlib.suppress(OSError):
+            os.utime(entry / _DONE)  # marks the entry as used, for `ocibuild cache prune`
         return entry / "site-packages"
     entry.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=entry.parent))
@@ -265,6 +269,32 @@ def install_requirements(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return entry / "site-packages"
+
+
+def prune_dependencies(
+    cache_dir: Path, *, keep: int | None = None, older_than: float | None = None
+) -> int:
+    """Remove installed dependency trees unused for ``older_than`` seconds, then all but the
+    ``keep`` most recently used; returns how many were removed."""
+    root = cache_dir / "deps"
+    try:
+        entries = [e for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return 0
+    now = time.time()
+    used: list[tuple[float, str]] = []
+    for entry in entries:
+        try:
+            used.append((os.stat(Path(entry.path) / _DONE).st_mtime, entry.path))
+        except OSError:
+            used.append((0.0, entry.path))  # unfinished (a build that died): always removable
+    used.sort(reverse=True)
+    doomed = {path for mtime, path in used if older_than is not None and now - mtime > older_than}
+    if keep is not None:
+        doomed.update(path for _, path in used[keep:])
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(doomed)
 
 
 def _run_pip(

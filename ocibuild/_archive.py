@@ -6,8 +6,9 @@ config JSON and the layer tars at the paths it names: the legacy form (``<hex>.j
 ``blobs/sha256/``. Layers are stored uncompressed for the widest ``docker load`` compatibility
 (readers also meet compressed ones: the magic bytes tell).
 
-The tar is read and written by the small functions here, not by ``tarfile``: reading needs only
-each member's name, size and data offset, and writing only regular files with short names.
+The tar is not handled by ``tarfile``: reading needs only each member's name, size and data
+offset (:mod:`._tar_index`), and writing only regular files with short names, whose headers come
+from the layer tar writer (:func:`.layer._tar.file_header`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import os
-import posixpath
 import re
 import tempfile
 import threading
@@ -32,10 +32,12 @@ from ._errors import (
     NotFoundError,
     TransportError,
 )
-from ._layout import FileChunks
+from ._layout import FileChunks, check_written
+from ._tar_index import Member, read_members, resolve
 from ._transport import BlobOutcome
 from .layer._base import BlobStream, Layer
 from .layer._compress import Compression, decompress_stream, detect_compression
+from .layer._tar import file_header
 from .oci import Descriptor, Digest, Manifest, Platform, Reference, describe
 from .oci import media_types as mt
 from .oci._config import dumps
@@ -45,126 +47,10 @@ __all__ = ["ArchiveSink", "ArchiveSource"]
 _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
-_MAX_LINK_HOPS = 16
 _INDEX_REFUSED = "docker-archive holds one image per platform; pick one with --platform"
 
 
 # --- reading ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Member:
-    """One tar member: where its data starts in the file and how long it is."""
-
-    name: str
-    size: int
-    offset: int
-    kind: bytes  # the typeflag: b"0" file, b"1" hardlink, b"2" symlink, ...
-    linkname: str
-
-
-def _cstr(field: bytes) -> str:
-    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
-def _number(field: bytes) -> int:
-    """A numeric header field: octal text, or GNU base-256 when the high bit is set."""
-    if field[0] & 0x80:
-        return int.from_bytes(field[1:], "big")
-    text = field.split(b"\0", 1)[0].strip()
-    return int(text, 8) if text else 0
-
-
-def _pax_records(data: bytes) -> dict[str, str]:
-    """``"<len> key=value\\n"`` records of a pax extended header."""
-    records: dict[str, str] = {}
-    pos = 0
-    while pos < len(data) and data[pos] != 0:
-        length = int(data[pos : data.index(b" ", pos)])
-        key, _, value = data[data.index(b" ", pos) + 1 : pos + length - 1].partition(b"=")
-        records[key.decode("utf-8")] = value.decode("utf-8", "surrogateescape")
-        pos += length
-    return records
-
-
-def _checksum_ok(header: bytes) -> bool:
-    stored = _number(header[148:156])
-    blanked = header[:148] + b" " * 8 + header[156:]
-    if stored == sum(blanked):
-        return True
-    return stored == sum(b - 256 if b > 127 else b for b in blanked)  # old writers' signed sums
-
-
-def _read_members(f: BinaryIO, where: Path) -> dict[str, _Member]:
-    """Index a tar by reading its headers and seeking over member data."""
-    end = os.fstat(f.fileno()).st_size
-    members: dict[str, _Member] = {}
-    pos = 0
-    extended: dict[str, str] = {}  # from a pax header or GNU long-name members, for the next one
-    while True:
-        f.seek(pos)
-        header = f.read(_BLOCK)
-        if not header or header == _ZERO_BLOCK:
-            return members
-        try:
-            if len(header) < _BLOCK or not _checksum_ok(header):
-                raise ValueError("bad header checksum")
-            size = int(extended["size"]) if "size" in extended else _number(header[124:136])
-        except ValueError:
-            raise TransportError(
-                f"{where} is not a tar archive or is corrupt at byte {pos}"
-            ) from None
-        kind = header[156:157]
-        data_at = pos + _BLOCK
-        if data_at + size > end:
-            raise TransportError(f"{where} is truncated: member at byte {pos} runs past the end")
-        header_at, pos = pos, data_at + -(-size // _BLOCK) * _BLOCK
-        if kind in (b"x", b"L", b"K"):
-            f.seek(data_at)
-            data = f.read(size)
-            if kind == b"x":
-                try:
-                    extended.update(_pax_records(data))
-                except ValueError:
-                    raise TransportError(
-                        f"{where} has a corrupt pax header at byte {header_at}"
-                    ) from None
-            else:
-                extended["path" if kind == b"L" else "linkpath"] = _cstr(data)
-            continue
-        if kind == b"g":  # global pax defaults: nothing here needs them
-            continue
-        name = _cstr(header[0:100])
-        if header[257:263] == b"ustar\0" and header[345]:  # POSIX ustar (not GNU): a prefix
-            name = _cstr(header[345:500]) + "/" + name
-        name = extended.get("path", name)
-        link = extended.get("linkpath", _cstr(header[157:257]))
-        extended = {}
-        members[_normalize(name)] = _Member(_normalize(name), size, data_at, kind, link)
-
-
-def _normalize(name: str) -> str:
-    return posixpath.normpath("/" + name).lstrip("/")
-
-
-def _resolve(members: dict[str, _Member], name: str, where: Path) -> _Member:
-    """The regular file ``name`` stands for, following symlinks and hardlinks."""
-    wanted = name
-    for _ in range(_MAX_LINK_HOPS):
-        member = members.get(_normalize(name))
-        if member is None:
-            raise TransportError(
-                f"docker-archive {where} lacks {wanted}, which manifest.json names"
-            )
-        if member.kind in (b"0", b"\0", b"7"):
-            return member
-        if member.kind == b"2":
-            name = posixpath.join(posixpath.dirname(member.name), member.linkname)
-        elif member.kind == b"1":
-            name = member.linkname
-        else:
-            raise TransportError(f"{wanted} in docker-archive {where} is not a regular file")
-    raise TransportError(f"{wanted} in docker-archive {where} is a link loop")
 
 
 def _same_ref(a: str, b: str) -> bool:
@@ -202,22 +88,31 @@ class ArchiveSource:
             raise
         self._manifest: bytes | None = None
         self._media_type = mt.DOCKER_MANIFEST
-        self._blobs: dict[Digest, _Member] = {}
+        self._blobs: dict[Digest, Member] = {}
 
     @property
     def name(self) -> str:
         """``docker-archive:PATH[:REF]``."""
         return f"docker-archive:{self._path}" + (f":{self._ref}" if self._ref else "")
 
-    def _index(self) -> dict[str, _Member]:
+    def _index(self) -> dict[str, Member]:
         head = self._file.read(4)
         if detect_compression(head) != "none":
             raise TransportError(
                 f"{self._path} is compressed; decompress it to a plain docker-archive tar first"
             )
-        return _read_members(self._file, self._path)
+        return read_members(self._file, self._path)
 
-    def _read(self, member: _Member) -> bytes:
+    def _resolve(self, name: str) -> Member:
+        """The regular file that ``name``, a path manifest.json gives, stands for."""
+        member = resolve(self._members, name, f"docker-archive {self._path}")
+        if member is None:
+            raise TransportError(
+                f"docker-archive {self._path} lacks {name}, which manifest.json names"
+            )
+        return member
+
+    def _read(self, member: Member) -> bytes:
         self._file.seek(member.offset)
         return self._file.read(member.size)
 
@@ -229,7 +124,7 @@ class ArchiveSource:
                 "(archives from Docker before 1.10 are not supported)"
             )
         try:
-            entries = json.loads(self._read(_resolve(self._members, member.name, self._path)))
+            entries = json.loads(self._read(self._resolve(member.name)))
         except ValueError as err:
             raise TransportError(f"manifest.json in {self._path} is not JSON: {err}") from err
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -270,7 +165,7 @@ class ArchiveSource:
         return self._manifest, self._media_type
 
     def _build_manifest(self) -> bytes:
-        config_member = _resolve(self._members, self._config, self._path)
+        config_member = self._resolve(self._config)
         config = self._read(config_member)
         try:
             diff_ids = json.loads(config)["rootfs"]["diff_ids"]
@@ -298,7 +193,7 @@ class ArchiveSource:
 
     def _stored_layer(self, name: str) -> tuple[Digest, int, Compression]:
         """The digest, size and compression of a layer file as it is in the archive."""
-        member = _resolve(self._members, name, self._path)
+        member = self._resolve(name)
         self._file.seek(member.offset)
         compression = detect_compression(self._file.read(min(4, member.size)))
         known = _BLOB_NAME.match(member.name)
@@ -307,13 +202,13 @@ class ArchiveSource:
         self._blobs[digest] = member
         return digest, member.size, compression
 
-    def _hash(self, member: _Member) -> Digest:
+    def _hash(self, member: Member) -> Digest:
         hasher = hashlib.sha256()
         for chunk in FileChunks(self._path, member.offset, member.size):
             hasher.update(chunk)
         return Digest("sha256", hasher.hexdigest())
 
-    def _member_for(self, descriptor: Descriptor) -> _Member:
+    def _member_for(self, descriptor: Descriptor) -> Member:
         self.get_manifest()
         member = self._blobs.get(descriptor.digest)
         if member is None:
@@ -345,26 +240,6 @@ class ArchiveSource:
 
 
 # --- writing ---------------------------------------------------------------------------------
-
-
-def _ustar_header(name: str, size: int) -> bytes:
-    """The 512-byte header of a regular file (mode 0644, owner 0, mtime 0), short ASCII name."""
-    raw = name.encode("ascii")
-    if len(raw) > 100:
-        raise ValueError(f"tar member name {name!r} is longer than 100 bytes")
-    header = bytearray(_BLOCK)
-    header[0 : len(raw)] = raw
-    header[100:108] = b"0000644\0"
-    header[108:116] = b"0000000\0"
-    header[116:124] = b"0000000\0"
-    # Sizes of 8 GiB and more do not fit 11 octal digits: GNU base-256, read by Go and Python.
-    header[124:136] = b"%011o\0" % size if size < 8**11 else b"\x80" + size.to_bytes(11, "big")
-    header[136:148] = b"00000000000\0"
-    header[148:156] = b" " * 8
-    header[156:157] = b"0"
-    header[257:265] = b"ustar\x0000"
-    header[148:156] = b"%06o\0 " % sum(header)
-    return bytes(header)
 
 
 @dataclass(frozen=True)
@@ -509,7 +384,7 @@ class ArchiveSink:
             _write(f, chunk, self._path)
         for _ in counted:  # a decompressor may stop before the stream's end: finish it
             pass
-        _check_stream(stream, counted.total, expected, self.name)
+        check_written(stream.result, counted.total, expected, self.name)
         diff_id = Digest("sha256", hasher.hexdigest())
         if any(w.diff_id == diff_id for w in self._written.values()):
             f.truncate(start)  # the same layer content, compressed differently: keep one copy
@@ -517,7 +392,7 @@ class ArchiveSink:
         name = f"blobs/sha256/{diff_id.hex}"
         _write(f, bytes(-size % _BLOCK), self._path)
         f.seek(start)
-        _write(f, _ustar_header(name, size), self._path)
+        _write(f, file_header(name, size), self._path)
         f.seek(0, os.SEEK_END)
         return _Written(name, diff_id, start + _BLOCK, size)
 
@@ -578,7 +453,7 @@ class ArchiveSink:
             f = self._archive()
             manifest_json = dumps([self._entry])
             f.seek(0, os.SEEK_END)
-            _write(f, _ustar_header("manifest.json", len(manifest_json)), self._path)
+            _write(f, file_header("manifest.json", len(manifest_json)), self._path)
             _write(f, manifest_json + bytes(-len(manifest_json) % _BLOCK), self._path)
             _write(f, _ZERO_BLOCK * 2, self._path)
             f.close()
@@ -618,15 +493,3 @@ def _write(f: BinaryIO, data: bytes, where: Path) -> None:
         f.write(data)
     except OSError as err:
         raise TransportError(f"cannot write docker-archive {where}: {err.strerror}") from err
-
-
-def _check_stream(stream: BlobStream, size: int, expected: Descriptor | None, where: str) -> None:
-    digests = stream.result
-    if digests.size != size or (
-        expected is not None and (expected.digest, expected.size) != (digests.digest, size)
-    ):
-        want = f"{expected.digest} and size {expected.size}" if expected else f"size {digests.size}"
-        raise DigestMismatchError(
-            f"blob for {where} has digest {digests.digest} and size {size}, expected {want}; "
-            "the source is corrupt or was changed"
-        )

@@ -38,7 +38,7 @@ from .oci import Descriptor, Digest, Index, Manifest, Platform, describe
 from .oci import media_types as mt
 from .oci._config import dumps
 
-__all__ = ["REF_NAME", "FileChunks", "LayoutSink", "LayoutSource", "write_atomic"]
+__all__ = ["REF_NAME", "FileChunks", "LayoutSink", "LayoutSource", "check_written", "write_atomic"]
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _CHUNK = 1 << 20
@@ -97,35 +97,32 @@ class _Layout:
 
     def check_header(self) -> None:
         """Raise unless ``oci-layout`` exists and names a 1.x layout version."""
-        path = self.root / "oci-layout"
-        try:
-            header = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            raise TransportError(
-                f"{self.root} is not an OCI image layout: oci-layout is missing"
-            ) from None
-        except (OSError, ValueError) as err:
-            raise TransportError(f"{path} is unreadable or not JSON: {err}") from err
+        header = self._read_json("oci-layout", "is not an OCI image layout")
         version = header.get("imageLayoutVersion") if isinstance(header, dict) else None
         if not isinstance(version, str) or not version.startswith("1."):
             raise TransportError(
-                f"{path} has imageLayoutVersion {version!r}; only 1.x layouts are supported"
+                f"{self.root / 'oci-layout'} has imageLayoutVersion {version!r}; "
+                "only 1.x layouts are supported"
             )
 
     def read_index(self) -> dict[str, Any]:
         """The parsed ``index.json`` object."""
-        path = self.root / "index.json"
-        try:
-            index = json.loads(path.read_bytes())
-        except FileNotFoundError:
+        index = self._read_json("index.json", "is a broken OCI layout")
+        if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
             raise TransportError(
-                f"{self.root} is a broken OCI layout: index.json is missing"
-            ) from None
+                f"{self.root / 'index.json'} is not an image index (no 'manifests' list)"
+            )
+        return index
+
+    def _read_json(self, name: str, if_missing: str) -> Any:
+        """The parsed JSON file ``name``; ``if_missing`` says what the layout is without it."""
+        path = self.root / name
+        try:
+            return json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise TransportError(f"{self.root} {if_missing}: {name} is missing") from None
         except (OSError, ValueError) as err:
             raise TransportError(f"{path} is unreadable or not JSON: {err}") from err
-        if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
-            raise TransportError(f"{path} is not an image index (no 'manifests' list)")
-        return index
 
     def entries(self) -> list[Descriptor]:
         """The descriptors listed in ``index.json``."""
@@ -136,16 +133,8 @@ class _Layout:
 
     def read_blob(self, desc: Descriptor) -> bytes:
         """A whole blob, checked against its descriptor's digest and size."""
-        path = self.blob_path(desc.digest)
-        try:
-            with open(path, "rb") as f:
-                data = f.read(desc.size + 1)  # one byte more reveals a blob that is too long
-        except FileNotFoundError:
-            raise TransportError(
-                f"OCI layout {self.root} lacks blob {desc.digest} ({path})"
-            ) from None
-        except OSError as err:
-            raise TransportError(f"cannot read blob {path}: {err.strerror}") from err
+        with self._blob_errors(desc) as path, open(path, "rb") as f:
+            data = f.read(desc.size + 1)  # one byte more reveals a blob that is too long
         actual = desc.digest.new_hasher()
         actual.update(data)
         if actual.hexdigest() != desc.digest.encoded or len(data) != desc.size:
@@ -157,9 +146,15 @@ class _Layout:
 
     def open_blob(self, desc: Descriptor) -> FileChunks:
         """A stream of a blob's bytes as stored (unverified)."""
+        with self._blob_errors(desc) as path:
+            return FileChunks(path)
+
+    @contextlib.contextmanager
+    def _blob_errors(self, desc: Descriptor) -> Iterator[Path]:
+        """The blob's path; reading it there fails with errors naming the layout and the blob."""
         path = self.blob_path(desc.digest)
         try:
-            return FileChunks(path)
+            yield path
         except FileNotFoundError:
             raise TransportError(
                 f"OCI layout {self.root} lacks blob {desc.digest} ({path})"
@@ -328,7 +323,7 @@ class LayoutSink:
             with os.fdopen(fd, "wb") as f:
                 size = _copy(stream, f, tmp)
             digests = stream.result
-            _check_written(digests, size, descriptor, self.name)
+            check_written(digests, size, descriptor, self.name)
             self._install(tmp, digests.digest)
         except BaseException:
             _unlink(tmp)
@@ -445,7 +440,7 @@ def _copy(stream: BlobStream, f: Any, where: str) -> int:
     return size
 
 
-def _check_written(
+def check_written(
     digests: LayerDigests, size: int, expected: Descriptor | None, where: str
 ) -> None:
     """Raise unless the bytes written are what the stream and the descriptor claim."""

@@ -7,7 +7,6 @@ import gzip
 import io
 import json
 import os
-import subprocess
 import tarfile
 from collections.abc import Callable
 from contextlib import closing
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from ocibuild._archive import ArchiveSink, ArchiveSource, _number, _ustar_header
+from ocibuild._archive import ArchiveSink, ArchiveSource
 from ocibuild._blobs import BytesStream, VerifyingStream
 from ocibuild._errors import (
     DigestMismatchError,
@@ -26,22 +25,13 @@ from ocibuild._errors import (
     TransportError,
 )
 from ocibuild._layout import LayoutSink, LayoutSource
-from ocibuild.layer._base import BlobStream, LayerDigests
+from ocibuild._tar_index import numeric_field
+from ocibuild.layer._tar import file_header
 from ocibuild.oci import Descriptor, Digest, Index, Manifest
 from ocibuild.oci import media_types as mt
+from tests._layout_helpers import ChunkStream, one_line, skopeo, tar_of
 
 # --- building small images by hand ----------------------------------------------------------
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    """An uncompressed tar of regular files (made with tarfile: this is test data)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 COMPRESS: dict[str, Callable[[bytes], bytes]] = {
@@ -70,25 +60,6 @@ class Image:
         self.manifest = Manifest(self.config_desc, self.layer_descs).to_json()
 
 
-class ChunkStream(BlobStream):
-    """A real blob stream: ``data`` in 64 KiB pieces, digests set at the end; may fail midway."""
-
-    def __init__(self, data: bytes, media_type: str, fail_after: int | None = None) -> None:
-        self._data, self._media_type, self._pos = data, media_type, 0
-        self._fail_after, self._count = fail_after, 0
-
-    def __next__(self) -> bytes:
-        if self._fail_after is not None and self._count == self._fail_after:
-            raise SourceError("source file vanished while being read")
-        if self._pos >= len(self._data):
-            digest = Digest.of(self._data)
-            self.digests = LayerDigests(self._media_type, digest, digest, len(self._data))
-            raise StopIteration
-        self._count += 1
-        self._pos += 1 << 16
-        return self._data[self._pos - (1 << 16) : self._pos]
-
-
 def write_archive(path: Path, img: Image, ref: str | None = "test/img:v1") -> None:
     """Put an image into an ArchiveSink (layers with digests unknown up front) and commit."""
     sink = ArchiveSink(path, ref)
@@ -97,22 +68,6 @@ def write_archive(path: Path, img: Image, ref: str | None = "test/img:v1") -> No
     assert sink.put_blob(BytesStream(img.config, mt.OCI_CONFIG), img.config_desc) == "written"
     sink.put_manifest(img.manifest, mt.OCI_MANIFEST, tag=None)
     sink.commit()
-
-
-def run(*args: str | Path) -> str:
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"{args[0]} failed: {proc.stderr}"
-    return proc.stdout
-
-
-def skopeo(*args: str | Path) -> str:
-    return run("skopeo", "--insecure-policy", *args)
-
-
-def one_line(err: pytest.ExceptionInfo[BaseException]) -> str:
-    text = str(err.value)
-    assert text and "\n" not in text
-    return text
 
 
 def tar_members(path: Path) -> dict[str, bytes]:
@@ -276,7 +231,7 @@ def test_sink_checks_target_and_reference(tmp_path: Path) -> None:
 
 def test_big_sizes_use_base256_headers() -> None:
     size = 9 << 30
-    header = _ustar_header("blobs/sha256/" + "a" * 64, size)
+    header = file_header("blobs/sha256/" + "a" * 64, size)
     info = tarfile.TarInfo.frombuf(header, "utf-8", "strict")
     assert (info.name, info.size, info.mode, info.mtime) == (
         "blobs/sha256/" + "a" * 64,
@@ -284,8 +239,8 @@ def test_big_sizes_use_base256_headers() -> None:
         0o644,
         0,
     )
-    assert _number(header[124:136]) == size
-    assert tarfile.TarInfo.frombuf(_ustar_header("m", 1234), "utf-8", "strict").size == 1234
+    assert numeric_field(header[124:136]) == size
+    assert tarfile.TarInfo.frombuf(file_header("m", 1234), "utf-8", "strict").size == 1234
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,26 +27,15 @@ from ocibuild._errors import (
     TransportError,
 )
 from ocibuild._layout import REF_NAME, LayoutSink, LayoutSource
-from ocibuild.layer._base import BlobStream, LayerDigests
 from ocibuild.oci import Descriptor, Digest, Index, Manifest, Platform
 from ocibuild.oci import media_types as mt
+from tests._layout_helpers import ChunkStream, one_line, run, skopeo, tar_of
 
 SCHEMAS = Path(__file__).parent / "data" / "oci-schema"
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- building small images by hand ----------------------------------------------------------
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    """An uncompressed tar of regular files (made with tarfile: this is test data)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 @dataclass(frozen=True)
@@ -90,36 +77,6 @@ def make_image(files: dict[str, bytes], *, arch: str = "amd64", docker: bool = F
     return Img(layer, tar, config, manifest.to_json())
 
 
-class ChunkStream(BlobStream):
-    """A real blob stream: ``data`` in ``chunk``-sized pieces, digests known only at the end.
-
-    ``fail_after`` raises SourceError after that many chunks, the way a layer whose source file
-    vanished mid-read does.
-    """
-
-    def __init__(
-        self, data: bytes, media_type: str, chunk: int = 1 << 16, fail_after: int | None = None
-    ) -> None:
-        self._data, self._media_type, self._chunk = data, media_type, chunk
-        self._pos, self._count, self._fail_after = 0, 0, fail_after
-        self.closed = False
-
-    def __next__(self) -> bytes:
-        if self._fail_after is not None and self._count == self._fail_after:
-            raise SourceError("source file vanished while being read")
-        if self._pos >= len(self._data):
-            digest = Digest.of(self._data)
-            self.digests = LayerDigests(self._media_type, digest, digest, len(self._data))
-            raise StopIteration
-        chunk = self._data[self._pos : self._pos + self._chunk]
-        self._pos += len(chunk)
-        self._count += 1
-        return chunk
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def write_image(sink: LayoutSink, img: Img, tag: str | None) -> Descriptor:
     """Put an image's blobs (the layer with its digest unknown up front) and manifest; commit."""
     manifest = img.parsed
@@ -138,23 +95,6 @@ def index_json(layout: Path) -> dict[str, Any]:
 
 def blob_files(layout: Path) -> list[str]:
     return sorted(p.name for p in (layout / "blobs" / "sha256").iterdir())
-
-
-def run(*args: str | Path) -> str:
-    """Run a real tool; fail the test with its stderr when it fails."""
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"{args[0]} failed: {proc.stderr}"
-    return proc.stdout
-
-
-def skopeo(*args: str | Path) -> str:
-    return run("skopeo", "--insecure-policy", *args)
-
-
-def one_line(err: pytest.ExceptionInfo[BaseException]) -> str:
-    text = str(err.value)
-    assert text and "\n" not in text
-    return text
 
 
 # --- schema validation ----------------------------------------------------------------------

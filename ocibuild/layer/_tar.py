@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from .._errors import SourceError
 from ._tree import Entry
 
-__all__ = ["TarOptions", "encode_header", "tar_stream"]
+__all__ = ["TarOptions", "encode_header", "file_header", "tar_stream"]
 
 _BLOCK = 512
 _ZEROS = bytes(_BLOCK)
@@ -130,6 +130,19 @@ def encode_header(entry: Entry, options: TarOptions = TarOptions()) -> bytes:
     return header
 
 
+def file_header(name: str, size: int) -> bytes:
+    """One header block of a regular file: short ASCII name, mode 0644, owner and mtime 0.
+
+    Never more than one block, unlike :func:`encode_header`: a size of 8 GiB or more goes into
+    the size field as GNU base-256 (read by Go and Python) instead of a PAX record, so a writer
+    can put a placeholder block before data of unknown length and overwrite it afterwards.
+    """
+    raw = name.encode("ascii")
+    if len(raw) > 100:
+        raise ValueError(f"tar member name {name!r} is longer than 100 bytes")
+    return _ustar(raw, b"", 0o644, 0, 0, size, 0, b"0", b"")
+
+
 def _split_path(path: bytes) -> tuple[bytes, bytes] | None:
     """(prefix, name) for the ustar fields, or None if the path needs a PAX record."""
     if not path.isascii():
@@ -176,7 +189,8 @@ def _ustar(
         b"%07o\x00" % mode,
         b"%07o\x00" % uid,
         b"%07o\x00" % gid,
-        b"%011o\x00" % size,
+        # Only file_header passes sizes past 11 octal digits: encode_header moves them to PAX.
+        b"%011o\x00" % size if size <= _MAX_OCTAL_11 else b"\x80" + size.to_bytes(11, "big"),
         b"%011o\x00" % mtime,
         _CHKSUM_BLANK,
         typeflag,

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._context import (
-    DEFAULT_DEST_PREFIX,
-    BuildContext,
-    ContextFile,
-    dest_for,
-    host_files,
-    in_image,
-)
+from ._context import DEFAULT_DEST_PREFIX, BuildContext, ContextFile, dest_for
 from ._notebook_file import read_notebook, resolve_notebook
 from ._shipped import runtime_files
-from .python import PathLike, output_files, resolve_requirements
+from ._workdir import PathLike, WorkdirPreprocessor
 
 __all__ = ["FullNotebookPreProcessor", "FullNotebookPreprocessor"]
 
 RUNNER = ("python", "-m", "ocibuild._runtime.notebook")
 
 
-class FullNotebookPreprocessor:
+class FullNotebookPreprocessor(WorkdirPreprocessor):
     """Fairing's ``FullNotebookPreProcessor``, without papermill or Jupyter in the image.
 
     The notebook is copied under the work dir and the command runs ocibuild's small notebook
@@ -46,17 +38,8 @@ class FullNotebookPreprocessor:
     ) -> None:
         self.notebook_file = resolve_notebook(notebook_file)
         self.output_file = output_file
-        self.input_files = [os.path.normpath(f) for f in input_files or ()]
         self.command = list(command) if command is not None else None
-        self.path_prefix = path_prefix
-        self.output_map = dict(output_map or {})
-        self.requirements = requirements
-        self.env = dict(env or {})
-
-    @property
-    def workdir(self) -> str:
-        """The in-image work dir."""
-        return in_image(self.path_prefix, ".")
+        self._set_inputs(input_files, path_prefix, output_map, requirements, env)
 
     @property
     def notebook_in_image(self) -> str:
@@ -73,18 +56,8 @@ class FullNotebookPreprocessor:
     def preprocess(self) -> BuildContext:
         """Check the notebook parses, and collect the files."""
         read_notebook(self.notebook_file)
-        files = runtime_files()
-        user = host_files(self.input_files, self.path_prefix)
-        user[self.notebook_in_image] = ContextFile(self.notebook_file.absolute())
-        files.update(user)
-        files.update(output_files(self.output_map, self.path_prefix))
-        return BuildContext(
-            files=files,
-            command=tuple(self.get_command()),
-            workdir=self.workdir,
-            env=self.env,
-            requirements=resolve_requirements(self.requirements, user, self.workdir),
-        )
+        notebook = {self.notebook_in_image: ContextFile(self.notebook_file.absolute())}
+        return self._context(runtime_files(), more_inputs=notebook)
 
 
 # Fairing's name for the same preprocessor.

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._errors import PipelineError
 from .._runtime.function import kind_of
-from ._context import DEFAULT_DEST_PREFIX, BuildContext, ContextFile, host_files, in_image
+from ._context import DEFAULT_DEST_PREFIX, BuildContext, ContextFile, in_image
 from ._shipped import cloudpickle_files, runtime_files
-from .python import PathLike, output_files, resolve_requirements
+from ._workdir import PathLike, WorkdirPreprocessor
 
 __all__ = ["FunctionPreProcessor", "FunctionPreprocessor", "SERIALIZED_FN_FILE", "local_python"]
 
@@ -24,7 +23,7 @@ def local_python() -> str:
     return "{}.{}".format(*sys.version_info[:2])
 
 
-class FunctionPreprocessor:
+class FunctionPreprocessor(WorkdirPreprocessor):
     """Fairing's ``FunctionPreProcessor``: ``function_obj`` runs in the image.
 
     A function is called with no arguments; a class with a ``train`` method is instantiated
@@ -49,16 +48,7 @@ class FunctionPreprocessor:
                 f"got {type(function_obj).__name__}"
             )
         self.function_obj = function_obj
-        self.path_prefix = path_prefix
-        self.output_map = dict(output_map or {})
-        self.input_files = [os.path.normpath(f) for f in input_files or ()]
-        self.requirements = requirements
-        self.env = dict(env or {})
-
-    @property
-    def workdir(self) -> str:
-        """The in-image work dir."""
-        return in_image(self.path_prefix, ".")
+        self._set_inputs(input_files, path_prefix, output_map, requirements, env)
 
     def get_command(self) -> list[str]:
         """The runner, with Fairing's flags."""
@@ -85,18 +75,9 @@ class FunctionPreprocessor:
                 f"cannot pickle {getattr(self.function_obj, '__name__', self.function_obj)!r}: "
                 f"{type(err).__name__}: {err}"
             ) from err
-        files = runtime_files()
-        files.update(cloudpickle_files())
-        user = host_files(self.input_files, self.path_prefix)
-        files.update(user)
-        files.update(output_files(self.output_map, self.path_prefix))
-        files[in_image(self.path_prefix, SERIALIZED_FN_FILE)] = ContextFile(payload, 0o644)
-        return BuildContext(
-            files=files,
-            command=tuple(self.get_command()),
-            workdir=self.workdir,
-            env=self.env,
-            requirements=resolve_requirements(self.requirements, user, self.workdir),
+        return self._context(
+            {**runtime_files(), **cloudpickle_files()},
+            generated={in_image(self.path_prefix, SERIALIZED_FN_FILE): ContextFile(payload, 0o644)},
             python_version=local_python(),
         )
 

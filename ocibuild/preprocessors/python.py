@@ -6,21 +6,17 @@ import os
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._errors import PipelineError, SourceError
-from ._context import DEFAULT_DEST_PREFIX, BuildContext, ContextFile, dest_for, host_files, in_image
+from .._errors import PipelineError
+from ._context import DEFAULT_DEST_PREFIX, BuildContext, dest_for
 from ._shipped import runtime_files
-
-if TYPE_CHECKING:
-    from .._deps import Requirements
+from ._workdir import PathLike, WorkdirPreprocessor, output_files, resolve_requirements
 
 __all__ = ["BasePreProcessor", "PythonPreprocessor", "output_files", "resolve_requirements"]
 
-PathLike = str | os.PathLike[str]
 
-
-class PythonPreprocessor:
+class PythonPreprocessor(WorkdirPreprocessor):
     """Fairing's ``BasePreProcessor``: input files under ``path_prefix``, run with ``command``.
 
     ``executable`` is added to the input files; when it is not given, the only input file (or
@@ -44,16 +40,12 @@ class PythonPreprocessor:
         requirements: Any = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.input_files = [os.path.normpath(f) for f in input_files or ()]
+        self._set_inputs(input_files, path_prefix, output_map, requirements, env)
         self.executable = os.path.normpath(executable) if executable is not None else None
         if self.executable is not None and self.executable not in self.input_files:
             self.input_files.append(self.executable)
         self.command_given = command is not None
         self.command = list(command) if command is not None else ["python"]
-        self.path_prefix = path_prefix
-        self.output_map = dict(output_map or {})
-        self.requirements = requirements
-        self.env = dict(env or {})
         if self.executable is None:
             self.executable = self._default_executable()
 
@@ -72,11 +64,6 @@ class PythonPreprocessor:
         ]
         return python[0] if len(python) == 1 else None
 
-    @property
-    def workdir(self) -> str:
-        """The in-image work dir (``path_prefix`` without its trailing slash)."""
-        return in_image(self.path_prefix, ".")
-
     def get_command(self) -> list[str]:
         """The command, with the executable relative to the work dir."""
         if self.executable is None:
@@ -91,44 +78,8 @@ class PythonPreprocessor:
 
     def preprocess(self) -> BuildContext:
         """Collect the files and the command."""
-        files = runtime_files()
-        user = host_files(self.input_files, self.path_prefix)
-        files.update(user)
-        files.update(output_files(self.output_map, self.path_prefix))
-        requirements = resolve_requirements(self.requirements, user, self.workdir)
-        return BuildContext(
-            files=files,
-            command=tuple(self.get_command()),
-            workdir=self.workdir,
-            env=self.env,
-            requirements=requirements,
-        )
+        return self._context(runtime_files())
 
 
 # Fairing's name for the same preprocessor.
 BasePreProcessor = PythonPreprocessor
-
-
-def output_files(output_map: Mapping[PathLike, str], prefix: str) -> dict[str, ContextFile]:
-    """Fairing's ``output_map``: host path -> in-image path (relative ones under ``prefix``)."""
-    out: dict[str, ContextFile] = {}
-    for src, dst in output_map.items():
-        host = Path(src)
-        if not host.exists():
-            raise SourceError(f"output_map source '{os.fspath(src)}' does not exist")
-        out[in_image(prefix, str(dst))] = ContextFile(host.absolute())
-    return out
-
-
-def resolve_requirements(
-    given: Any, files: Mapping[str, ContextFile], workdir: str
-) -> Requirements | None:
-    """The requirements given, else a ``requirements.txt`` at the top of the work dir, else None."""
-    from .._deps import Requirements
-
-    if given is not None:
-        return Requirements.coerce(given)
-    found = files.get(f"{workdir}/requirements.txt")
-    if found is not None and isinstance(found.source, Path) and found.source.is_file():
-        return Requirements.from_file(found.source)
-    return None

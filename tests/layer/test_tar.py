@@ -9,7 +9,6 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 from ocibuild._errors import SourceError
 from ocibuild.layer._tar import TarOptions, encode_header, tar_stream
 from ocibuild.layer._tree import Entry, Source, walk
+from tests.layer._helpers import run_unprivileged
 
 END = bytes(1024)
 GIB = 1 << 30
@@ -445,29 +445,6 @@ def test_file_made_unreadable_between_walk_and_tar() -> None:
 
         answer = run_unprivileged(action)
     assert answer == f"SourceError: cannot read '{victim}': Permission denied"
-
-
-def run_unprivileged(action: Callable[[], str]) -> str:
-    """Run ``action`` in a forked child without root (root reads anything); return its answer."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        status = 1
-        try:
-            os.close(read_end)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-            os.write(write_end, action().encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        answer = pipe.read().decode()
-    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-    return answer
 
 
 def test_keep_owner_reads_ids_from_the_walk(tree: Path) -> None:

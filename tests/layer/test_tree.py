@@ -13,6 +13,7 @@ import pytest
 from ocibuild._errors import SourceError
 from ocibuild.layer._ignore import IgnoreRules
 from ocibuild.layer._tree import Entry, Source, walk
+from tests.layer._helpers import run_unprivileged
 
 
 def write(path: Path, data: bytes = b"x", mode: int | None = None) -> Path:
@@ -318,29 +319,6 @@ def test_whiteout_names_are_refused_unless_excluded(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"\.wh\.gone' starts with '\.wh\.'"):
         walk([Source(tmp_path, "/")])
     assert paths(walk([Source(tmp_path, "/")], excludes=["**/.wh.*"])) == ["d"]
-
-
-def run_unprivileged(action: Callable[[], str]) -> str:
-    """Run ``action`` in a forked child without root (root reads anything); return its answer."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        status = 1
-        try:
-            os.close(read_end)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-            os.write(write_end, action().encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        answer = pipe.read().decode()
-    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-    return answer
 
 
 def walk_report(source: Source, excludes: list[str] | None = None) -> Callable[[], str]:

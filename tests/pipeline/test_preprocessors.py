@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,27 +69,32 @@ def notebook(tmp_path: Path) -> Path:
     return path
 
 
-def build(preprocessor: Any, base: str, dest: str, cache_dir: Path, **options: Any) -> str:
-    builder = AppendBuilder(
-        base_image=base, preprocessor=preprocessor, to=dest, cache_dir=cache_dir, **options
-    )
-    return builder.build().image
+Build = Callable[[Any, str, str], str]
+
+
+@pytest.fixture
+def build(tmp_path: Path, cache_dir: Path) -> Build:
+    """build(preprocessor, base, tag): the reference of the image appended into oci:OUT:tag."""
+
+    def append(preprocessor: Any, base: str, tag: str) -> str:
+        to = f"oci:{tmp_path / 'out'}:{tag}"
+        builder = AppendBuilder(
+            base_image=base, preprocessor=preprocessor, to=to, cache_dir=cache_dir
+        )
+        return builder.build().image
+
+    return append
 
 
 def test_notebook_becomes_a_script(
     notebook: Path,
     tmp_path: Path,
     python_bases: PythonBases,
-    cache_dir: Path,
+    build: Build,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="ocibuild.preprocessors"):
-        ref = build(
-            NotebookPreprocessor(notebook_file=notebook),
-            python_bases.local,
-            f"oci:{tmp_path / 'out'}:nb",
-            cache_dir,
-        )
+        ref = build(NotebookPreprocessor(notebook_file=notebook), python_bases.local, "nb")
     assert "analysis.ipynb: 5 IPython magic/shell escape line(s) dropped" in caplog.text
 
     image = unpack(ref, tmp_path / "unpacked")
@@ -107,14 +113,14 @@ def test_notebook_becomes_a_script(
 
 
 def test_full_notebook_runs_every_cell_and_keeps_the_output(
-    notebook: Path, tmp_path: Path, python_bases: PythonBases, cache_dir: Path
+    notebook: Path, tmp_path: Path, python_bases: PythonBases, build: Build
 ) -> None:
     data = tmp_path / "params.json"
     data.write_text('{"scale": 2}')
     pre = FullNotebookPreprocessor(
         notebook_file=notebook, input_files=[data], output_file="executed.ipynb"
     )
-    ref = build(pre, python_bases.local, f"oci:{tmp_path / 'out'}:full", cache_dir)
+    ref = build(pre, python_bases.local, "full")
 
     image = unpack(ref, tmp_path / "unpacked")
     assert image.files("/app") == {
@@ -189,15 +195,10 @@ def make_main_function() -> Any:
 
 
 def test_function_is_pickled_and_called(
-    tmp_path: Path, python_bases: PythonBases, cache_dir: Path
+    tmp_path: Path, python_bases: PythonBases, build: Build
 ) -> None:
     train = make_main_function()["train"]
-    ref = build(
-        FunctionPreprocessor(function_obj=train),
-        python_bases.local,
-        f"oci:{tmp_path / 'out'}:fn",
-        cache_dir,
-    )
+    ref = build(FunctionPreprocessor(function_obj=train), python_bases.local, "fn")
     image = unpack(ref, tmp_path / "unpacked")
     assert set(image.files("/app")) == {"/app/pickled_fn.p"}
     opt = set(image.files("/opt/ocibuild"))
@@ -220,31 +221,21 @@ def test_function_is_pickled_and_called(
 
 
 def test_class_with_train_is_trained(
-    tmp_path: Path, python_bases: PythonBases, cache_dir: Path
+    tmp_path: Path, python_bases: PythonBases, build: Build
 ) -> None:
     model = make_main_function()["Model"]
-    ref = build(
-        FunctionPreprocessor(function_obj=model),
-        python_bases.local,
-        f"oci:{tmp_path / 'out'}:cls",
-        cache_dir,
-    )
+    ref = build(FunctionPreprocessor(function_obj=model), python_bases.local, "cls")
     ran = unpack(ref, tmp_path / "unpacked").run()
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "model trained\n"
 
 
 def test_function_needs_the_same_python_minor(
-    tmp_path: Path, python_bases: PythonBases, cache_dir: Path
+    tmp_path: Path, python_bases: PythonBases, build: Build
 ) -> None:
     train = make_main_function()["train"]
     with pytest.raises(PipelineError) as err:
-        build(
-            FunctionPreprocessor(function_obj=train),
-            python_bases.other,
-            f"oci:{tmp_path / 'out'}:fn",
-            cache_dir,
-        )
+        build(FunctionPreprocessor(function_obj=train), python_bases.other, "fn")
     here = "{}.{}".format(*sys.version_info[:2])
     there = f"3.{sys.version_info[1] - 2}"
     assert f"pickled with Python {here}" in str(err.value)

@@ -19,6 +19,7 @@ from ._image import Image, SourceLayer
 from ._location import Location
 from ._transport import BlobOutcome, BlobResult, ImageSink, ImageSource, NullProgress, Progress
 from .layer._base import BlobStream, Layer, LayerDigests
+from .layer._pipeline import prefetched
 from .oci import Descriptor, Digest, ImageConfig, Index, Manifest
 from .oci import media_types as mt
 
@@ -234,7 +235,8 @@ class _Writer:
         for attempt in (1, 2):
             if self.cancelled.is_set():
                 raise RuntimeError("write cancelled")
-            stream = _Counting(layer.compressed(), self.progress, key)
+            # Read ahead in a thread, so building the layer overlaps with writing it.
+            stream = _Counting(prefetched(layer.compressed()), self.progress, key)
             try:
                 return self.sink.put_blob(stream, desc, key), stream
             except RegistryError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import uuid
 
 import pytest
@@ -157,3 +158,35 @@ def test_dropped_upload_is_retried_to_success(registry, app, cache_dir, make_fau
     direct = dest.replace(proxy.host, registry.host)
     assert skopeo_inspect(f"docker://{direct}")["Digest"] == report["digest"]
     skopeo_copy(f"docker://{direct}", f"oci:{app.parent / 'copy'}:t")
+
+
+_PUSH_CHILD = """
+import sys
+from ocibuild._cli import main
+status = main(sys.argv[1:])
+# VmHWM, not getrusage: ru_maxrss survives exec and so counts the forking parent's pages.
+with open("/proc/self/status") as f:
+    print(next(line.split()[1] for line in f if line.startswith("VmHWM:")), file=sys.stderr)
+sys.exit(status)
+"""
+
+
+@pytest.mark.slow
+def test_pushing_a_large_layer_keeps_memory_flat(registry, tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / "weights"
+    data.mkdir()
+    with open(data / "w.bin", "wb") as f:
+        for _ in range(48):
+            f.write(os.urandom(8 << 20))  # 384 MiB that gzip cannot shrink
+    dest = repo(registry, "big") + ":1"
+    done = subprocess.run(
+        [sys.executable, "-c", _PUSH_CHILD, "append", "--json", "--to", dest, f"{data}:/w"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    assert peak_kib < 100 * 1024, f"peak RSS {peak_kib} KiB"
+    report = json.loads(done.stdout)
+    assert skopeo_inspect(f"docker://{dest}")["Digest"] == report["digest"]

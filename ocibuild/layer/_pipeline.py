@@ -27,7 +27,7 @@ from ..oci._digest import Digest
 from ._base import BlobStream, LayerDigests
 from ._compress import Compression, Compressor, new_compressor
 
-__all__ = ["build_blob", "reporting"]
+__all__ = ["build_blob", "prefetched", "reporting"]
 
 _OUT_CHUNK = 1 << 20  # blob chunks handed to sinks are at least this big (but the last)
 _QUEUE_DEPTH = 4  # tar chunks in flight between the threads: a few MiB
@@ -47,9 +47,9 @@ def build_blob(
 
 @dataclass(frozen=True)
 class _End:
-    """The tar is complete; its sha256 is the layer's diff_id."""
+    """The source is exhausted; for a tar, its sha256 is the layer's diff_id."""
 
-    diff_id: Digest
+    diff_id: Digest | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class _BlobPipeline(BlobStream):
         self._size += len(blob_chunk)
         if self._compressing:
             self._hasher.update(blob_chunk)
-        if end is not None:
+        if end is not None and end.diff_id is not None:
             self._finish(end.diff_id)
         if not blob_chunk:
             raise StopIteration
@@ -162,8 +162,10 @@ class _BlobPipeline(BlobStream):
 class _Worker:
     """Runs the tar producer in a daemon thread, handing its items over a bounded queue."""
 
-    def __init__(self, tar: Generator[bytes | _End, None, None]) -> None:
-        self._queue: queue.Queue[bytes | _End | _Failed] = queue.Queue(_QUEUE_DEPTH)
+    def __init__(
+        self, tar: Generator[bytes | _End, None, None], depth: int = _QUEUE_DEPTH
+    ) -> None:
+        self._queue: queue.Queue[bytes | _End | _Failed] = queue.Queue(depth)
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=_produce,
@@ -210,6 +212,52 @@ def _produce(
             out.put(_Failed(err))
     finally:
         tar.close()  # in this thread, which ran it: the producer closes the files it has open
+
+
+def prefetched(blob: BlobStream, depth: int = 8) -> BlobStream:
+    """``blob``, read ahead by a thread into a queue of ``depth`` chunks.
+
+    A sink that waits on the network (a registry upload) would otherwise stall the
+    compression that runs in its own thread; read ahead, the two overlap.
+    """
+    return _Prefetched(blob, depth)
+
+
+def _until_end(blob: BlobStream) -> Generator[bytes | _End, None, None]:
+    try:
+        yield from blob
+    finally:
+        blob.close()  # in the thread that read it
+    yield _End()
+
+
+class _Prefetched(BlobStream):
+    """A :class:`BlobStream` whose chunks a worker thread reads ahead of the consumer."""
+
+    def __init__(self, blob: BlobStream, depth: int) -> None:
+        self._blob = blob
+        self._worker: _Worker | None = _Worker(_until_end(blob), depth)
+        self._items = self._worker.items()
+        self._finalizer = weakref.finalize(self, self._worker.stop, join=False)
+
+    def __next__(self) -> bytes:
+        try:
+            item = next(self._items)
+        except BaseException:
+            self.close()
+            raise
+        if isinstance(item, _End):
+            self.digests = self._blob.digests
+            self.close()
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        self._finalizer.detach()
+        self._blob.close()
 
 
 def reporting(blob: BlobStream, done: Callable[[LayerDigests], None]) -> BlobStream:

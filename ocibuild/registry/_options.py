@@ -22,7 +22,7 @@ class RegistryOptions:
     password: str | None = field(default=None, repr=False)
     auth_file: str | None = None
     concurrency: int = 4
-    chunk_size: int = 16 << 20
+    chunk_size: int = 8 << 20
     retry_budget: float = 120.0
     user_agent: str = f"ocibuild/{__version__}"
 

@@ -3,9 +3,9 @@
 Monolithic: ``POST`` opens a session, ``PUT <location>?digest=`` carries the whole body.
 Chunked: ``POST``, then ``PATCH`` chunks of ``chunk_size`` (or the registry's
 ``OCI-Chunk-Min-Length``) with ``Content-Range``, always to the newest ``Location``, then
-``PUT ?digest=``. Only the current chunk is held in memory. After a dropped connection the
-upload resumes from the registry's ``Range`` (``GET <location>`` answers ``204``), so
-acknowledged chunks are never sent twice.
+``PUT ?digest=``. Only the current chunk is held in memory, as the stream's own pieces.
+After a dropped connection the upload resumes from the registry's ``Range`` (``GET
+<location>`` answers ``204``), so acknowledged chunks are never sent twice.
 """
 
 from __future__ import annotations
@@ -146,12 +146,16 @@ class _ChunkedUpload:
         """Send every chunk as it fills, then commit the blob under its digest."""
         if self.location is None:
             self._open()
-        buffer = bytearray()
+        # Chunks are lists of the stream's pieces (about 1 MiB each), never joined: a PATCH
+        # body is sent from them as they are, so no chunk is ever copied.
+        pieces: list[bytes] = []
+        filled = 0
         for piece in stream:
-            buffer += piece
-            while len(buffer) >= self.chunk_size:
-                self._send(bytes(buffer[: self.chunk_size]))
-                del buffer[: self.chunk_size]
+            pieces.append(piece)
+            filled += len(piece)
+            if filled >= self.chunk_size:
+                self._send(pieces, filled)
+                pieces, filled = [], 0
         result = stream.result
         expected = self.descriptor
         if expected is not None and (result.digest, result.size) != (
@@ -163,8 +167,8 @@ class _ChunkedUpload:
                 f"expected {expected.size}); nothing was committed"
             )
         self.digest = result.digest
-        if buffer:
-            self._send(bytes(buffer))
+        if filled:
+            self._send(pieces, filled)
         self._finish(result.digest)
         return UploadResult(result.digest, result.size, self.sent)
 
@@ -179,8 +183,8 @@ class _ChunkedUpload:
         if minimum.isdigit():
             self.chunk_size = max(self.client.options.chunk_size, int(minimum))
 
-    def _send(self, chunk: bytes) -> None:
-        start, end = self.offset, self.offset + len(chunk)
+    def _send(self, chunk: list[bytes], length: int) -> None:
+        start, end = self.offset, self.offset + length
         resync = False
         resyncs = 0
         while self.offset < end:
@@ -204,7 +208,9 @@ class _ChunkedUpload:
             else:
                 self.client.check(response, self.what, self.repository)
 
-    def _patch(self, chunk: bytes, start: int, end: int, *, resync: bool) -> httpx.Response:
+    def _patch(
+        self, chunk: list[bytes], start: int, end: int, *, resync: bool
+    ) -> httpx.Response:
         if resync:
             status = self._status()
             if status.status_code != 204 or self.offset >= end:
@@ -214,8 +220,8 @@ class _ChunkedUpload:
                     f"{self.what}: the registry holds {self.offset} bytes but had acknowledged "
                     f"{start}; push again"
                 )
-        body = chunk[self.offset - start :] if self.offset > start else chunk
-        self.sent += len(body)
+        body = _skip(chunk, self.offset - start) if self.offset > start else chunk
+        self.sent += end - max(self.offset, start)
         assert self.location is not None
         return self.client.connection.exchange(
             "PATCH", self.location, repository=self.repository, scopes=self.scopes,
@@ -290,6 +296,18 @@ class _ChunkedUpload:
         ):
             return
         self.client.check(response, self.what, self.repository)
+
+
+def _skip(pieces: list[bytes], count: int) -> list[bytes]:
+    """``pieces`` without their first ``count`` bytes (what the registry already holds)."""
+    out: list[bytes] = []
+    for piece in pieces:
+        if count >= len(piece):
+            count -= len(piece)
+            continue
+        out.append(piece[count:] if count else piece)
+        count = 0
+    return out
 
 
 def _session_lost(response: httpx.Response) -> bool:

@@ -45,27 +45,31 @@ class Connection:
         self.auth = AuthState(registry, options)
         self._lock = threading.Lock()
         self._probe_lock = threading.Lock()
-        self._http: httpx.Client | None = None
+        # One pooled client per TLS stance: plain HTTP needs no TLS context (loading the CA
+        # bundle is a visible part of a short command's start-up), HTTPS verifies.
+        self._clients: dict[bool, httpx.Client] = {}
         self._base: str | None = None
 
     def close(self) -> None:
         """Close pooled connections (they are reopened if used again)."""
         with self._lock:
-            http, self._http = self._http, None
-        if http is not None:
-            http.close()
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
     def http(self) -> httpx.Client:
-        """The pooled HTTP client, created on first use."""
-        with self._lock:
-            if self._http is None:
-                self._http = self._new_http()
-            return self._http
+        """The pooled HTTP client for the registry's scheme, created on first use."""
+        return self._client(self.base_url())
 
-    def _new_http(self) -> httpx.Client:
-        verify: ssl.SSLContext | bool = (
-            False if self._insecure else tls_context(self.options.ca_file)
-        )
+    def _client(self, base: str) -> httpx.Client:
+        verifying = base.startswith("https:") and not self._insecure
+        with self._lock:
+            if verifying not in self._clients:
+                self._clients[verifying] = self._new_http(verifying)
+            return self._clients[verifying]
+
+    def _new_http(self, verifying: bool) -> httpx.Client:
+        verify: ssl.SSLContext | bool = tls_context(self.options.ca_file) if verifying else False
         room = max(4, 2 * self.options.concurrency)
         return httpx.Client(
             verify=verify,
@@ -110,7 +114,7 @@ class Connection:
 
     def _ping(self, base: str, last: bool, attempt: int) -> httpx.Response:
         try:
-            response = self.http().get(f"{base}/v2/")
+            response = self._client(base).get(f"{base}/v2/")
         except httpx.ConnectError as err:
             tls = _tls_error(err)
             if tls is not None and not last and not isinstance(tls, ssl.SSLCertVerificationError):

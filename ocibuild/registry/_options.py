@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from dataclasses import dataclass, field
@@ -43,8 +44,13 @@ class RegistryOptions:
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
     """A verifying TLS context: SSL_CERT_FILE/SSL_CERT_DIR or certifi, plus ``ca_file`` if given."""
-    cafile = os.environ.get("SSL_CERT_FILE") or None
-    capath = os.environ.get("SSL_CERT_DIR") or None
+    env = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    return _tls_context(ca_file, *env)
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(ca_file: str | None, cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    """Built once per set of inputs: loading a CA bundle costs tens of milliseconds."""
     if cafile is None and capath is None:
         import certifi
 

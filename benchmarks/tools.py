@@ -115,7 +115,7 @@ class OcibuildTool(Tool):
     name = "ocibuild"
 
     def __init__(self) -> None:
-        self.cmd = _ocibuild_cmd()
+        self.cmd = ocibuild_cmd()
 
     def check(self) -> None:
         try:
@@ -166,7 +166,7 @@ class OcibuildTool(Tool):
         return samples
 
 
-def _ocibuild_cmd() -> list[str]:
+def ocibuild_cmd() -> list[str]:
     """How to start the CLI: OCIBUILD_BENCH_CMD, the installed script, or the repo's module."""
     if cmd := os.environ.get("OCIBUILD_BENCH_CMD"):
         return shlex.split(cmd)

@@ -158,7 +158,8 @@ class LayerCache:
         """A sha256 over everything the layer's bytes depend on, and the state of its files.
 
         ``contents`` holds in-memory files by in-image path (entries without a host source).
-        Host files are stat'ed again here: :class:`Entry` has no ctime, inode or ns mtime.
+        Host files are identified by the stat fields the walk recorded (``Entry.state``), or
+        stat'ed here when an entry was made without them.
         """
         hasher = hashlib.sha256()
         codec = codec_id(options.compression, options.level)
@@ -173,7 +174,7 @@ class LayerCache:
             if real_times:
                 fields += (entry.mtime,)
             if entry.source is not None:
-                fields += _file_state(entry.source)
+                fields += entry.state or _file_state(entry.source)
             elif entry.kind == "file":
                 fields += (hashlib.sha256((contents or {})[entry.path]).hexdigest(),)
             hasher.update(repr(fields).encode("utf-8", "surrogateescape") + b"\n")

@@ -62,6 +62,9 @@ class Entry:
     linkname: str = ""  # symlink target as on disk; for a hardlink the in-image path of the file
     uid: int = 0
     gid: int = 0
+    # For a file: (size, mtime_ns, ctime_ns, inode, device) as the walk saw them, so the layer
+    # cache need not stat the file again.
+    state: tuple[int, ...] = ()
 
 
 def walk(
@@ -161,7 +164,8 @@ def _special_message(path: str) -> str:
 
 def _file_entry(path: str, host: str, st: os.stat_result) -> Entry:
     mode, mtime, uid, gid = st.st_mode & 0o7777, st.st_mtime, st.st_uid, st.st_gid
-    return Entry(path, "file", mode, st.st_size, mtime, host, "", uid, gid)
+    state = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    return Entry(path, "file", mode, st.st_size, mtime, host, "", uid, gid, state)
 
 
 def _dir_entry(path: str, st: os.stat_result) -> Entry:

@@ -29,6 +29,11 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The side-by-side benchmark suite (see benchmarks/README.md)."""
+    """The side-by-side benchmark suite (see benchmarks/README.md); installs what it needs."""
+    session.run(
+        "./scripts/ensure-tools.sh", "docker-registry=docker-registry", "skopeo=skopeo",
+        "umoci=umoci", "curl=curl", "tar=tar", "/usr/bin/time=time", external=True,
+    )
     session.install("-e", ".", "matplotlib")
-    session.run("python", "-m", "benchmarks.run", *session.posargs)
+    session.run("python", "-m", "benchmarks.run", "--install-fairing", *session.posargs)
+    session.run("python", "-m", "benchmarks.deps")

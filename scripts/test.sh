@@ -7,21 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker-registry skopeo umoci apache2-utils busybox-static zstd tar gzip curl git)
-TOOLS=(docker-registry skopeo umoci htpasswd busybox zstd tar gzip curl git)
-
-missing=()
-for tool in "${TOOLS[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing Debian packages (missing: ${missing[*]})" >&2
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    "${DEBIAN_PACKAGES[@]}" >/dev/null
-fi
-for tool in "${TOOLS[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still missing after apt-get install" >&2; exit 1; }
-done
+./scripts/ensure-tools.sh docker-registry=docker-registry skopeo=skopeo umoci=umoci \
+  htpasswd=apache2-utils busybox=busybox-static zstd=zstd tar=tar gzip=gzip curl=curl git=git
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

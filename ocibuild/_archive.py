@@ -345,9 +345,7 @@ class ArchiveSink:
             self._file = os.fdopen(fd, "w+b")
         return self._file
 
-    def put_blob(
-        self, stream: BlobStream, descriptor: Descriptor | None, progress_key: str | None = None
-    ) -> BlobOutcome:
+    def put_blob(self, stream: BlobStream, descriptor: Descriptor | None) -> BlobOutcome:
         """Decompress ``stream`` into a tar member named by the sha256 of its uncompressed bytes."""
         with self._lock:
             if descriptor is not None and self.has_blob(descriptor):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 
 from ._errors import DigestMismatchError
@@ -85,11 +84,3 @@ class VerifyingStream(BlobStream):
         if close is not None:
             close()
 
-
-def sha256_file(path: str) -> Digest:
-    """The sha256 digest of a file, read in large blocks."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            hasher.update(block)
-    return Digest("sha256", hasher.hexdigest())

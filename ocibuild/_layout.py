@@ -310,9 +310,7 @@ class LayoutSink:
         """Layouts have nothing to mount from."""
         return False
 
-    def put_blob(
-        self, stream: BlobStream, descriptor: Descriptor | None, progress_key: str | None = None
-    ) -> BlobOutcome:
+    def put_blob(self, stream: BlobStream, descriptor: Descriptor | None) -> BlobOutcome:
         """Write ``stream`` to a temp file and rename it to its digest once complete and checked."""
         if descriptor is not None and self.has_blob(descriptor):
             stream.close()

@@ -99,9 +99,7 @@ class ImageSink(Protocol):
         """Make the blob appear without sending it (a cross-repo mount); ``False`` if not done."""
         ...
 
-    def put_blob(
-        self, stream: BlobStream, descriptor: Descriptor | None, progress_key: str | None = None
-    ) -> BlobOutcome:
+    def put_blob(self, stream: BlobStream, descriptor: Descriptor | None) -> BlobOutcome:
         """Write a blob from ``stream``; ``descriptor`` is given when the digest is known up front.
 
         The stream's ``result`` holds the digests once exhausted; a sink commits a blob only

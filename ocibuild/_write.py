@@ -238,7 +238,7 @@ class _Writer:
             # Read ahead in a thread, so building the layer overlaps with writing it.
             stream = _Counting(prefetched(layer.compressed()), self.progress, key)
             try:
-                return self.sink.put_blob(stream, desc, key), stream
+                return self.sink.put_blob(stream, desc), stream
             except RegistryError as err:
                 lost = {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN"} & set(err.codes)
                 if attempt == 2 or not lost:

@@ -86,9 +86,7 @@ class RegistrySink:
                 self._sessions[descriptor.digest] = result.location
         return False
 
-    def put_blob(
-        self, stream: BlobStream, descriptor: Descriptor | None, progress_key: str | None = None
-    ) -> BlobOutcome:
+    def put_blob(self, stream: BlobStream, descriptor: Descriptor | None) -> BlobOutcome:
         """Upload ``stream``; with a known descriptor, only one upload per digest runs at a time."""
         if descriptor is None:
             return self._upload(stream, None)

@@ -135,25 +135,24 @@ def new_compressor(kind: Compression, level: int | None = None) -> Compressor:
     raise InvalidOptionError(f"unknown compression {kind!r}; use 'gzip', 'zstd' or 'none'")
 
 
+# kind -> (default level, lowest, highest, what the ends mean)
+_LEVELS = {
+    "gzip": (GZIP_DEFAULT_LEVEL, 0, 9, "0 (stored) to 9 (smallest)"),
+    "zstd": (ZSTD_DEFAULT_LEVEL, 1, 22, "1 (fastest) to 22 (smallest)"),
+}
+
+
 def check_level(kind: Compression, level: int | None) -> int:
     """The level ``kind`` will use for ``level`` (``None``: the default); refuses bad ones."""
-    if kind == "gzip":
-        level = GZIP_DEFAULT_LEVEL if level is None else level
-        if not 0 <= level <= 9:
-            raise InvalidOptionError(
-                f"gzip level {level} is out of range; use 0 (stored) to 9 (smallest)"
-            )
-        return level
-    if kind == "zstd":
-        level = ZSTD_DEFAULT_LEVEL if level is None else level
-        if not 1 <= level <= 22:
-            raise InvalidOptionError(
-                f"zstd level {level} is out of range; use 1 (fastest) to 22 (smallest)"
-            )
-        return level
     if kind == "none":
         return 0
-    raise InvalidOptionError(f"unknown compression {kind!r}; use 'gzip', 'zstd' or 'none'")
+    if kind not in _LEVELS:
+        raise InvalidOptionError(f"unknown compression {kind!r}; use 'gzip', 'zstd' or 'none'")
+    default, lowest, highest, ends = _LEVELS[kind]
+    level = default if level is None else level
+    if not lowest <= level <= highest:
+        raise InvalidOptionError(f"{kind} level {level} is out of range; use {ends}")
+    return level
 
 
 def gzip_backend(level: int, *, isal: Any = _isal_zlib) -> tuple[Any, int]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ __all__ = ["PathLike", "WorkdirPreprocessor", "output_files", "resolve_requireme
 PathLike = str | os.PathLike[str]
 
 
-class WorkdirPreprocessor:
+class WorkdirPreprocessor(abc.ABC):
     """A preprocessor whose files go under the work dir ``path_prefix``; subclasses add the rest.
 
     A subclass calls :meth:`_set_inputs` in its ``__init__``, defines :meth:`get_command`, and
@@ -51,9 +52,9 @@ class WorkdirPreprocessor:
         """The in-image work dir (``path_prefix`` without its trailing slash)."""
         return in_image(self.path_prefix, ".")
 
+    @abc.abstractmethod
     def get_command(self) -> list[str]:
         """The command the image runs."""
-        raise NotImplementedError
 
     def _context(
         self,

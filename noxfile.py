@@ -31,8 +31,14 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The side-by-side benchmark suite (see benchmarks/README.md); installs what it needs."""
     session.run(
-        "./scripts/ensure-tools.sh", "docker-registry=docker-registry", "skopeo=skopeo",
-        "umoci=umoci", "curl=curl", "tar=tar", "/usr/bin/time=time", external=True,
+        "./scripts/ensure-tools.sh",
+        "docker-registry=docker-registry",
+        "skopeo=skopeo",
+        "umoci=umoci",
+        "curl=curl",
+        "tar=tar",
+        "/usr/bin/time=time",
+        external=True,
     )
     session.install("-e", ".", "matplotlib")
     session.run("python", "-m", "benchmarks.run", "--install-fairing", *session.posargs)

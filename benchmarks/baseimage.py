@@ -95,38 +95,57 @@ def _generate(layout: Path, meta: Path) -> None:
         with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as gz:
             gz.write(tar)
         layers.append(_put(blobs, buf.getvalue()))
-    config = json.dumps({
-        "created": "1970-01-01T00:00:00Z",
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["/bin/sh"],
+    config = json.dumps(
+        {
+            "created": "1970-01-01T00:00:00Z",
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "Cmd": ["/bin/sh"],
+            },
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [
+                {"created": "1970-01-01T00:00:00Z", "created_by": f"bench base layer {i}"}
+                for i in range(len(_LAYERS))
+            ],
         },
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": f"bench base layer {i}"}
-                    for i in range(len(_LAYERS))],
-    }, sort_keys=True, separators=(",", ":")).encode()
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
     cfg = _put(blobs, config)
 
     def manifest(media: str, cfg_type: str, layer_type: str) -> bytes:
-        return json.dumps({
-            "schemaVersion": 2,
-            "mediaType": media,
-            "config": {"mediaType": cfg_type, **cfg},
-            "layers": [{"mediaType": layer_type, **layer} for layer in layers],
-        }, indent=2).encode()
+        return json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": media,
+                "config": {"mediaType": cfg_type, **cfg},
+                "layers": [{"mediaType": layer_type, **layer} for layer in layers],
+            },
+            indent=2,
+        ).encode()
 
     oci = _put(blobs, manifest(OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP))
     (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (layout / "index.json").write_text(json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": OCI_MANIFEST, **oci,
-                       "annotations": {"org.opencontainers.image.ref.name": BASE_TAG}}],
-    }))
+    (layout / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        **oci,
+                        "annotations": {"org.opencontainers.image.ref.name": BASE_TAG},
+                    }
+                ],
+            }
+        )
+    )
     (layout.parent / "manifest.v2s2.json").write_bytes(
-        manifest(V2S2_MANIFEST, V2S2_CONFIG, V2S2_LAYER_GZIP))
+        manifest(V2S2_MANIFEST, V2S2_CONFIG, V2S2_LAYER_GZIP)
+    )
     meta.write_text(json.dumps({"config": cfg, "layers": layers}, indent=1))
 
 
@@ -134,8 +153,10 @@ def _layer_tar(rng: random.Random, index: int, rand_mib: int, text_mib: int) -> 
     buf = io.BytesIO()
     words = [f"word{i}" for i in range(2000)]
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        files = [(f"usr/lib/bench{index}/lib{i:02d}.so", rng.randbytes(rand_mib * MiB // 8))
-                 for i in range(8)]
+        files = [
+            (f"usr/lib/bench{index}/lib{i:02d}.so", rng.randbytes(rand_mib * MiB // 8))
+            for i in range(8)
+        ]
         text = " ".join(rng.choices(words, k=text_mib * MiB // 6)).encode()[: text_mib * MiB]
         files.append((f"usr/share/doc/bench{index}/README.txt", text))
         for name in sorted({str(Path(n).parent) for n, _ in files}):

@@ -48,8 +48,10 @@ def make_wheel(wheelhouse: Path, files: int, seed: int = 7) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         add(zf, "benchdeps/__init__.py", b"VERSION = '1.0'\n")
         for i in range(files):
-            lines = [f"def f{i}_{j}(x):\n    return x * {rng.randint(1, 999)} + {j}\n"
-                     for j in range(200)]
+            lines = [
+                f"def f{i}_{j}(x):\n    return x * {rng.randint(1, 999)} + {j}\n"
+                for j in range(200)
+            ]
             add(zf, f"benchdeps/m{i:05d}.py", "".join(lines).encode())
         info = "benchdeps-1.0.dist-info"
         add(zf, f"{info}/METADATA", b"Metadata-Version: 2.1\nName: benchdeps\nVersion: 1.0\n")
@@ -64,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.deps", description=__doc__)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get(
-        "OCIBUILD_BENCH_CACHE", Path.home() / ".cache" / "ocibuild-bench")))
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(
+            os.environ.get("OCIBUILD_BENCH_CACHE", Path.home() / ".cache" / "ocibuild-bench")
+        ),
+    )
     args = parser.parse_args(argv)
 
     base = ensure_base(args.cache_dir)
@@ -76,21 +83,42 @@ def main(argv: list[str] | None = None) -> int:
     app.mkdir()
     (app / "requirements.txt").write_text("benchdeps==1.0\n")
     cmd = ocibuild_cmd()
-    rows: dict[str, list[float]] = {"cold (pip + both layers)": [], "code changed": [],
-                                    "nothing changed": []}
+    rows: dict[str, list[float]] = {
+        "cold (pip + both layers)": [],
+        "code changed": [],
+        "nothing changed": [],
+    }
     for round_ in range(args.repeat):
         cache = work / f"cache-{round_}"
-        env = {**os.environ, "OCIBUILD_CACHE_DIR": str(cache), "PIP_NO_INDEX": "1",
-               "PIP_FIND_LINKS": str(wheelhouse)}
+        env = {
+            **os.environ,
+            "OCIBUILD_CACHE_DIR": str(cache),
+            "PIP_NO_INDEX": "1",
+            "PIP_FIND_LINKS": str(wheelhouse),
+        }
         digests = []
-        for label, edit in (("cold (pip + both layers)", True), ("code changed", True),
-                            ("nothing changed", False)):
+        for label, edit in (
+            ("cold (pip + both layers)", True),
+            ("code changed", True),
+            ("nothing changed", False),
+        ):
             if edit:
                 (app / "main.py").write_text(f"print('revision {len(digests)}')\n")
             done = measure(
-                [*cmd, "build", str(app / "main.py"), "--requirements",
-                 str(app / "requirements.txt"), "--python-version", "3.11", "--base",
-                 f"oci:{base.layout}:base", "--to", f"oci:{work / 'out'}:r{round_}", "--json"],
+                [
+                    *cmd,
+                    "build",
+                    str(app / "main.py"),
+                    "--requirements",
+                    str(app / "requirements.txt"),
+                    "--python-version",
+                    "3.11",
+                    "--base",
+                    f"oci:{base.layout}:base",
+                    "--to",
+                    f"oci:{work / 'out'}:r{round_}",
+                    "--json",
+                ],
                 env=env,
             ).check(f"ocibuild build ({label})")
             report = json.loads(done.stdout)

@@ -61,18 +61,23 @@ def main() -> int:
         os.path.relpath(os.path.join(d, f), ".") for d, _, names in os.walk(".") for f in names
     )
     pre = BasePreProcessor(input_files=files, executable="main.py")
-    builder = TimedAppendBuilder(registry=args.registry, image_name=args.image_name,
-                                 base_image=args.base, preprocessor=pre)
+    builder = TimedAppendBuilder(
+        registry=args.registry, image_name=args.image_name, base_image=args.base, preprocessor=pre
+    )
     builder.build()
     done = time.perf_counter()
-    print(json.dumps({
-        "image": builder.image_tag,
-        "tag": builder.image_tag.rsplit(":", 1)[1],
-        "files": len(files),
-        "import_s": round(imported - start, 4),
-        "build_and_push_s": round(done - imported, 4),
-        **builder.phases,
-    }))
+    print(
+        json.dumps(
+            {
+                "image": builder.image_tag,
+                "tag": builder.image_tag.rsplit(":", 1)[1],
+                "files": len(files),
+                "import_s": round(imported - start, 4),
+                "build_and_push_s": round(done - imported, 4),
+                **builder.phases,
+            }
+        )
+    )
     return 0
 
 

@@ -81,12 +81,16 @@ def _ocibuild_rows(root: Path, tar_bytes: int) -> Iterable[dict[str, Any]]:
         return sum(len(chunk) for chunk in stream)
 
     cases: list[tuple[str, Callable[[], int]]] = [
-        ("ocibuild walk+tar", lambda: drain(FileTreeLayer([source], LayerOptions(
-            compression="none")).uncompressed())),
+        (
+            "ocibuild walk+tar",
+            lambda: drain(FileTreeLayer([source], LayerOptions(compression="none")).uncompressed()),
+        ),
     ]
+
     def pipeline(codec: Any, level: int | None) -> Callable[[], int]:
-        return lambda: drain(FileTreeLayer(
-            [source], LayerOptions(compression=codec, level=level)).compressed())
+        return lambda: drain(
+            FileTreeLayer([source], LayerOptions(compression=codec, level=level)).compressed()
+        )
 
     for codec, level in (("none", None), ("gzip", GZIP_LEVEL), ("zstd", ZSTD_LEVEL)):
         name = f"ocibuild pipeline {codec}" + (f" {level}" if level is not None else "")
@@ -105,8 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.layer", description=__doc__)
     p.add_argument("--quick", action="store_true", help="the small --quick payloads")
     p.add_argument("--payloads", default="b,c", help="comma-separated, default b,c")
-    p.add_argument("--limit-mib", type=int, default=256,
-                   help="raw codecs run on the first N MiB of the tar (default 256; 0: all)")
+    p.add_argument(
+        "--limit-mib",
+        type=int,
+        default=256,
+        help="raw codecs run on the first N MiB of the tar (default 256; 0: all)",
+    )
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args(argv)
@@ -121,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         tar_bytes = tar.stat().st_size
         chunks = _load(tar, (args.limit_mib << 20) if args.limit_mib else tar_bytes)
         used = sum(map(len, chunks))
-        print(f"payload {name}: {payload.spec.title}; tar {tar_bytes / MB:.1f} MB, "
-              f"raw codecs on {used / MB:.1f} MB in memory", flush=True)
+        print(
+            f"payload {name}: {payload.spec.title}; tar {tar_bytes / MB:.1f} MB, "
+            f"raw codecs on {used / MB:.1f} MB in memory",
+            flush=True,
+        )
         found = []
         for op, fn in RAW:
             wall, cpu, out = _timed(partial(fn, chunks))
@@ -138,10 +149,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print(row: dict[str, Any]) -> None:
-    print(f"  {row['op']:<26} {row['in_bytes'] / MB:9.1f} MB  {row['wall']:7.3f} s  "
-          f"{row['in_bytes'] / MB / row['wall']:8.0f} MB/s  cpu {row['cpu']:6.2f} s"
-          + (f"  out/in {row['out_bytes'] / row['in_bytes']:.3f}" if row["out_bytes"] > 64 else ""),
-          flush=True)
+    print(
+        f"  {row['op']:<26} {row['in_bytes'] / MB:9.1f} MB  {row['wall']:7.3f} s  "
+        f"{row['in_bytes'] / MB / row['wall']:8.0f} MB/s  cpu {row['cpu']:6.2f} s"
+        + (f"  out/in {row['out_bytes'] / row['in_bytes']:.3f}" if row["out_bytes"] > 64 else ""),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -59,13 +59,21 @@ def new_compressor(codec: str, level: int | None = None) -> _Compressor:
         from isal import isal_zlib
 
         # wbits 16+15: a gzip member (header and trailer), as a layer blob needs.
-        return cast(_Compressor, isal_zlib.compressobj(
-            level if level is not None else GZIP_LEVEL, isal_zlib.DEFLATED, 16 + 15))
+        return cast(
+            _Compressor,
+            isal_zlib.compressobj(
+                level if level is not None else GZIP_LEVEL, isal_zlib.DEFLATED, 16 + 15
+            ),
+        )
     if codec == "zstd":
         import zstandard
 
-        return cast(_Compressor, zstandard.ZstdCompressor(
-            level=level if level is not None else ZSTD_LEVEL).compressobj())
+        return cast(
+            _Compressor,
+            zstandard.ZstdCompressor(
+                level=level if level is not None else ZSTD_LEVEL
+            ).compressobj(),
+        )
     raise ValueError(f"unknown codec {codec!r}: use gzip or zstd")
 
 
@@ -128,8 +136,13 @@ def curl_upload_argv(host: str, repo: str, blob: Path, digest: str) -> list[str]
 
 def tar_argv(root: Path) -> list[str]:
     """GNU tar walking the payload into a pipe (not /dev/null: tar skips reading for that)."""
-    return ["bash", "-c", 'set -o pipefail; tar --sort=name -C "$1" -cf - . | cat >/dev/null',
-            "tar-walk", str(root)]
+    return [
+        "bash",
+        "-c",
+        'set -o pipefail; tar --sort=name -C "$1" -cf - . | cat >/dev/null',
+        "tar-walk",
+        str(root),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

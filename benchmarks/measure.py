@@ -74,14 +74,21 @@ def measure(
     timer_exe = shutil.which("time", path="/usr/bin:/bin") or ""
     if not timer_exe:
         raise missing_tool("GNU time (/usr/bin/time)", "apt-get install -y time")
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile(prefix="rusage-") as usage:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile(prefix="rusage-") as usage,
+    ):
         start = time.perf_counter()
         try:
             proc = subprocess.Popen(
                 [timer_exe, "-f", "%U %S %M", "-o", usage.name, "--", *args],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
             )
         except FileNotFoundError as exc:
             raise BenchError(f"cannot run {args[0]}: {exc.strerror}") from exc
@@ -94,9 +101,14 @@ def measure(
         out.seek(0)
         err.seek(0)
         return Measured(
-            argv=tuple(args), returncode=proc.returncode, wall=wall,
-            user=user, sys=sys_, max_rss_kib=rss,
-            stdout=out.read().decode(errors="replace"), stderr=err.read().decode(errors="replace"),
+            argv=tuple(args),
+            returncode=proc.returncode,
+            wall=wall,
+            user=user,
+            sys=sys_,
+            max_rss_kib=rss,
+            stdout=out.read().decode(errors="replace"),
+            stderr=err.read().decode(errors="replace"),
         )
 
 

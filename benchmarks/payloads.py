@@ -22,7 +22,13 @@ from pathlib import Path
 from .measure import BenchError
 
 __all__ = [
-    "MAIN_PY", "Payload", "PayloadSpec", "edit_main", "ensure_payload", "ensure_tar", "specs",
+    "MAIN_PY",
+    "Payload",
+    "PayloadSpec",
+    "edit_main",
+    "ensure_payload",
+    "ensure_tar",
+    "specs",
 ]
 
 GENERATOR_VERSION = 1  # bump when the generator changes, so cached payloads are rebuilt
@@ -103,15 +109,24 @@ def _plan(spec: PayloadSpec) -> list[_File]:
         txts = _split(rest - rest // 2, n_txt, rng)
         return [
             main,
-            *(_File(f"data/shard{i // 50:02d}/blob_{i:04d}.bin", "random", s)
-              for i, s in enumerate(bins)),
-            *(_File(f"src/pkg{i % 8}/mod{i // 8 % 12:02d}/file_{i:04d}.py", "text", s)
-              for i, s in enumerate(txts)),
+            *(
+                _File(f"data/shard{i // 50:02d}/blob_{i:04d}.bin", "random", s)
+                for i, s in enumerate(bins)
+            ),
+            *(
+                _File(f"src/pkg{i % 8}/mod{i // 8 % 12:02d}/file_{i:04d}.py", "text", s)
+                for i, s in enumerate(txts)
+            ),
         ]
     if spec.name == "c":
         sizes = _split(rest, spec.files - 1, rng, sigma=0.0)
-        return [main, *(_File(f"weights/model-{i + 1:05d}-of-{len(sizes):05d}.safetensors",
-                              "random", s) for i, s in enumerate(sizes))]
+        return [
+            main,
+            *(
+                _File(f"weights/model-{i + 1:05d}-of-{len(sizes):05d}.safetensors", "random", s)
+                for i, s in enumerate(sizes)
+            ),
+        ]
     if spec.name == "d":
         return [main, *_site_packages(spec.files - 1, rest, rng)]
     raise BenchError(f"unknown payload {spec.name!r}: choose from a, b, c, d")
@@ -126,16 +141,25 @@ def _site_packages(n: int, total: int, rng: random.Random) -> Iterator[_File]:
     packages = max(4, n // 80)
     meta_names = ("METADATA", "RECORD", "WHEEL", "LICENSE", "top_level.txt", "INSTALLER")
     for i, size in enumerate(_split(total * 45 // 100, n_py, rng, sigma=1.2)):
-        yield _File(f"site-packages/pkg{i % packages:03d}/sub{i // packages % 6}/m{i:05d}.py",
-                    "text", size)
+        yield _File(
+            f"site-packages/pkg{i % packages:03d}/sub{i // packages % 6}/m{i:05d}.py", "text", size
+        )
     for i, size in enumerate(_split(total * 20 // 100, n_pyc, rng, sigma=1.2)):
-        yield _File(f"site-packages/pkg{i % packages:03d}/sub{i // packages % 6}/__pycache__/"
-                    f"m{i:05d}.cpython-311.pyc", "random", size)
+        yield _File(
+            f"site-packages/pkg{i % packages:03d}/sub{i // packages % 6}/__pycache__/"
+            f"m{i:05d}.cpython-311.pyc",
+            "random",
+            size,
+        )
     meta_total = total * 5 // 100
     for i, size in enumerate(_split(meta_total, n_meta, rng, sigma=1.0)):
         d = i // len(meta_names)
-        yield _File(f"site-packages/pkg{d % packages:03d}-{d // packages}.0.dist-info/"
-                    f"{meta_names[i % len(meta_names)]}", "text", size)
+        yield _File(
+            f"site-packages/pkg{d % packages:03d}-{d // packages}.0.dist-info/"
+            f"{meta_names[i % len(meta_names)]}",
+            "text",
+            size,
+        )
     so_total = total - total * 45 // 100 - total * 20 // 100 - meta_total
     for i, size in enumerate(_split(so_total, n_so, rng, sigma=0.8)):
         so = f"_native{i}.cpython-311-x86_64-linux-gnu.so"
@@ -158,10 +182,44 @@ def _split(total: int, n: int, rng: random.Random, sigma: float = 1.0) -> list[i
 
 
 _WORDS = (
-    "self", "data", "value", "result", "config", "model", "layer", "tensor", "batch", "index",
-    "path", "name", "items", "count", "buffer", "offset", "request", "response", "client",
-    "server", "handler", "token", "cache", "state", "params", "args", "kwargs", "logger", "error",
-    "options", "record", "digest", "stream", "chunk", "weights", "optimizer", "loss", "epoch",
+    "self",
+    "data",
+    "value",
+    "result",
+    "config",
+    "model",
+    "layer",
+    "tensor",
+    "batch",
+    "index",
+    "path",
+    "name",
+    "items",
+    "count",
+    "buffer",
+    "offset",
+    "request",
+    "response",
+    "client",
+    "server",
+    "handler",
+    "token",
+    "cache",
+    "state",
+    "params",
+    "args",
+    "kwargs",
+    "logger",
+    "error",
+    "options",
+    "record",
+    "digest",
+    "stream",
+    "chunk",
+    "weights",
+    "optimizer",
+    "loss",
+    "epoch",
 )
 _FUNCS = ("len", "range", "isinstance", "getattr", "sorted", "enumerate", "zip", "dict", "max")
 
@@ -177,7 +235,7 @@ def _line_pool(rng: random.Random, n: int = 4096) -> list[str]:
         lambda: f"def {word()}_{word()}(self, {word()}, {word()}=None):\n",
         lambda: f'        """Return the {word()} of the {word()} for {word()}."""\n',
         lambda: f"        if {word()} is not None and {word()}.{word()} > {rng.randint(0, 64)}:\n",
-        lambda: f"            raise ValueError(f\"bad {word()}: {{{word()}!r}}\")\n",
+        lambda: f'            raise ValueError(f"bad {word()}: {{{word()}!r}}")\n',
         lambda: f"from .{word()} import {word()}_{word()}, {word()}\n",
         lambda: f"# {word()} {word()} {word()} {word()} {word()}\n",
         lambda: f"        return {{'{word()}': {word()}, '{word()}': {rng.random():.6f}}}\n",
@@ -233,8 +291,11 @@ def ensure_payload(spec: PayloadSpec, cache_dir: Path, log: bool = True) -> Payl
     if manifest.exists() and root.is_dir():
         files, total = _stat_walk(root)
         have = json.loads(manifest.read_text())
-        if have.get("spec") == want["spec"] and have.get("generator") == GENERATOR_VERSION \
-                and (files, total) == (spec.files, spec.total_bytes):
+        if (
+            have.get("spec") == want["spec"]
+            and have.get("generator") == GENERATOR_VERSION
+            and (files, total) == (spec.files, spec.total_bytes)
+        ):
             return Payload(spec, root, files, total)
     if log:
         print(f"generating payload {spec.name} ({spec.title}) into {root}", flush=True)
@@ -247,8 +308,10 @@ def ensure_payload(spec: PayloadSpec, cache_dir: Path, log: bool = True) -> Payl
     _write(tmp, _plan(spec), spec.seed)
     files, total = _stat_walk(tmp)
     if (files, total) != (spec.files, spec.total_bytes):
-        raise BenchError(f"payload {spec.name} generated {files} files / {total} bytes, "
-                         f"expected {spec.files} / {spec.total_bytes}: a generator bug")
+        raise BenchError(
+            f"payload {spec.name} generated {files} files / {total} bytes, "
+            f"expected {spec.files} / {spec.total_bytes}: a generator bug"
+        )
     tmp.rename(root)
     manifest.write_text(json.dumps({**want, "files": files, "total_bytes": total}, indent=1))
     return Payload(spec, root, files, total)

@@ -38,25 +38,37 @@ def plot(stats: dict[Key, Stat], path: Path, title: str) -> str:
     for ax, mode in zip(axes, ("cold", "warm"), strict=True):
         for series, (label, style) in _STYLE.items():
             want = "once" if series.startswith("limit") else mode
-            points = sorted((s.payload_bytes / 1e6, s.wall, p)
-                            for (p, name, m), s in stats.items() if name == series and m == want)
+            points = sorted(
+                (s.payload_bytes / 1e6, s.wall, p)
+                for (p, name, m), s in stats.items()
+                if name == series and m == want
+            )
             if points:
                 ax.plot([x for x, _, _ in points], [y for _, y, _ in points], style, label=label)
         if mode == "warm":
-            noop = sorted((s.payload_bytes / 1e6, s.wall)
-                          for (_, name, m), s in stats.items()
-                          if name == "ocibuild-gzip" and m == "noop")
+            noop = sorted(
+                (s.payload_bytes / 1e6, s.wall)
+                for (_, name, m), s in stats.items()
+                if name == "ocibuild-gzip" and m == "noop"
+            )
             if noop:
                 ax.plot(*zip(*noop, strict=True), "--o", label="ocibuild no-op rebuild")
         ax.set_xscale("log")
         ax.set_yscale("log")
         for p, size in sorted({(k[0], s.payload_bytes / 1e6) for k, s in stats.items()}):
             ax.axvline(size, color="grey", alpha=0.25, linewidth=0.8)
-            ax.annotate(f"({p})", (size, 1.0), xycoords=("data", "axes fraction"),
-                        ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                f"({p})",
+                (size, 1.0),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_xlabel("payload size (MB)")
-        ax.set_title(f"{mode}: target repository {'empty' if mode == 'cold' else 'has the base'}",
-                     pad=16)
+        ax.set_title(
+            f"{mode}: target repository {'empty' if mode == 'cold' else 'has the base'}", pad=16
+        )
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("median wall time (s)")
     handles, labels = axes[1].get_legend_handles_labels()

@@ -63,48 +63,106 @@ def _layout(tar: Path, blob: Path, digest: str, size: int) -> Path:
         (blobs / d).write_bytes(data)
         return {"digest": f"sha256:{d}", "size": len(data)}
 
-    config = put(json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
-        "type": "layers", "diff_ids": [f"sha256:{h.hexdigest()}"]}}).encode())
-    manifest = put(json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": digest, "size": size}],
-    }).encode())
+    config = put(
+        json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{h.hexdigest()}"]},
+            }
+        ).encode()
+    )
+    manifest = put(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": digest,
+                        "size": size,
+                    }
+                ],
+            }
+        ).encode()
+    )
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
-        "annotations": {"org.opencontainers.image.ref.name": "push"}}]}))
+    (root / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        **manifest,
+                        "annotations": {"org.opencontainers.image.ref.name": "push"},
+                    }
+                ],
+            }
+        )
+    )
     return root
 
 
 Method = Callable[[Registry], list[str]]
 
 
-def _methods(blob: Path, digest: str, layout: Path, ocibuild: list[str] | None
-             ) -> dict[str, Method]:
+def _methods(
+    blob: Path, digest: str, layout: Path, ocibuild: list[str] | None
+) -> dict[str, Method]:
     """Name -> a function of the registry giving the argv of one push."""
 
     def curl_t(reg: Registry) -> list[str]:
         return curl_upload_argv(reg.host, "push/curl-t", blob, digest)
 
     def curl_data(reg: Registry) -> list[str]:
-        return ["bash", "-c", _CURL_DATA_BINARY, "curl-data-binary", reg.host, "push/curl-data",
-                str(blob), digest]
+        return [
+            "bash",
+            "-c",
+            _CURL_DATA_BINARY,
+            "curl-data-binary",
+            reg.host,
+            "push/curl-data",
+            str(blob),
+            digest,
+        ]
 
     def python(reg: Registry) -> list[str]:
-        return [sys.executable, "-m", "benchmarks.push", "--child-upload", reg.host, str(blob),
-                digest]
+        return [
+            sys.executable,
+            "-m",
+            "benchmarks.push",
+            "--child-upload",
+            reg.host,
+            str(blob),
+            digest,
+        ]
 
     def skopeo(reg: Registry) -> list[str]:
-        return ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:push",
-                f"docker://{reg.host}/push/skopeo:1"]
+        return [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            f"oci:{layout}:push",
+            f"docker://{reg.host}/push/skopeo:1",
+        ]
 
-    methods: dict[str, Method] = {"curl -T": curl_t, "curl --data-binary": curl_data,
-                                  "python http.client": python, "skopeo copy": skopeo}
+    methods: dict[str, Method] = {
+        "curl -T": curl_t,
+        "curl --data-binary": curl_data,
+        "python http.client": python,
+        "skopeo copy": skopeo,
+    }
     if ocibuild is not None:
-        methods["ocibuild copy"] = lambda reg: [*ocibuild, "copy", f"oci:{layout}:push",
-                                                f"{reg.host}/push/ocibuild:1"]
+        methods["ocibuild copy"] = lambda reg: [
+            *ocibuild,
+            "copy",
+            f"oci:{layout}:push",
+            f"{reg.host}/push/ocibuild:1",
+        ]
     return methods
 
 
@@ -120,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--payloads", default="b,c")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--cache-dir", type=Path, default=None)
-    p.add_argument("--child-upload", nargs=3, metavar=("HOST", "BLOB", "DIGEST"),
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--child-upload", nargs=3, metavar=("HOST", "BLOB", "DIGEST"), help=argparse.SUPPRESS
+    )
     args = p.parse_args(argv)
     if args.child_upload:
         return _child_upload(*args.child_upload)
@@ -155,9 +214,12 @@ def main(argv: list[str] | None = None) -> int:
             if not walls:
                 continue
             wall = statistics.median(walls)
-            print(f"  {method:<20} median {wall:7.3f} s  {size / MB / wall:7.0f} MB/s  "
-                  f"registry cpu {statistics.median(reg_cpus):5.2f} s  "
-                  f"(samples {', '.join(f'{w:.2f}' for w in walls)})", flush=True)
+            print(
+                f"  {method:<20} median {wall:7.3f} s  {size / MB / wall:7.0f} MB/s  "
+                f"registry cpu {statistics.median(reg_cpus):5.2f} s  "
+                f"(samples {', '.join(f'{w:.2f}' for w in walls)})",
+                flush=True,
+            )
     return 0
 
 

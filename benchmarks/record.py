@@ -36,12 +36,20 @@ class Sample:
     def as_json(self) -> dict[str, Any]:
         """A plain dict for the results file."""
         return {
-            "payload": self.payload, "series": self.series, "mode": self.mode,
-            "round": self.round, "wall": round(self.wall, 4), "cpu": round(self.cpu, 4),
-            "user": round(self.user, 4), "sys": round(self.sys, 4),
-            "max_rss_mb": round(self.max_rss_mb, 1), "payload_bytes": self.payload_bytes,
+            "payload": self.payload,
+            "series": self.series,
+            "mode": self.mode,
+            "round": self.round,
+            "wall": round(self.wall, 4),
+            "cpu": round(self.cpu, 4),
+            "user": round(self.user, 4),
+            "sys": round(self.sys, 4),
+            "max_rss_mb": round(self.max_rss_mb, 1),
+            "payload_bytes": self.payload_bytes,
             "registry_cpu": None if self.registry_cpu is None else round(self.registry_cpu, 3),
-            "blob_bytes": self.blob_bytes, "phases": self.phases, "info": self.info,
+            "blob_bytes": self.blob_bytes,
+            "phases": self.phases,
+            "info": self.info,
         }
 
 
@@ -50,7 +58,10 @@ def combine(*runs: Measured) -> Measured:
     return Measured(
         argv=tuple(a for r in runs for a in (*r.argv, "&&"))[:-1],
         returncode=next((r.returncode for r in runs if r.returncode), 0),
-        wall=sum(r.wall for r in runs), user=sum(r.user for r in runs),
-        sys=sum(r.sys for r in runs), max_rss_kib=max(r.max_rss_kib for r in runs),
-        stdout="".join(r.stdout for r in runs), stderr="".join(r.stderr for r in runs),
+        wall=sum(r.wall for r in runs),
+        user=sum(r.user for r in runs),
+        sys=sum(r.sys for r in runs),
+        max_rss_kib=max(r.max_rss_kib for r in runs),
+        stdout="".join(r.stdout for r in runs),
+        stderr="".join(r.stderr for r in runs),
     )

@@ -28,12 +28,14 @@ __all__ = ["BASE_REPO", "MANIFEST_ACCEPT", "Registry", "V2Client", "start_regist
 
 BASE_REPO = "bench/base"
 BASE_REF_TAG = "latest"
-MANIFEST_ACCEPT = ", ".join((
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    V2S2_MANIFEST,
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-))
+MANIFEST_ACCEPT = ", ".join(
+    (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        V2S2_MANIFEST,
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    )
+)
 _CONFIG = """\
 version: 0.1
 log: {{level: warn, accesslog: {{disabled: true}}}}
@@ -48,8 +50,9 @@ class V2Client:
     def __init__(self, host: str) -> None:
         self.host = host
 
-    def _request(self, method: str, url: str, body: Any = None,
-                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def _request(
+        self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         parts = urllib.parse.urlsplit(url if "://" in url else f"http://{self.host}{url}")
         conn = http.client.HTTPConnection(parts.netloc, timeout=300, blocksize=1 << 20)
         try:
@@ -69,26 +72,32 @@ class V2Client:
         sep = "&" if "?" in location else "?"
         with open(path, "rb") as f:
             status, _, body = self._request(
-                "PUT", f"{location}{sep}digest={digest}", body=f,
-                headers={"Content-Length": str(os.path.getsize(path)),
-                         "Content-Type": "application/octet-stream"})
+                "PUT",
+                f"{location}{sep}digest={digest}",
+                body=f,
+                headers={
+                    "Content-Length": str(os.path.getsize(path)),
+                    "Content-Type": "application/octet-stream",
+                },
+            )
         if status != 201:
             raise BenchError(f"blob upload failed ({status}): {body[:200]!r}")
 
     def put_manifest(self, repo: str, tag: str, data: bytes, media_type: str) -> None:
         """PUT a manifest under a tag."""
-        status, _, body = self._request("PUT", f"/v2/{repo}/manifests/{tag}", body=data,
-                                        headers={"Content-Type": media_type})
+        status, _, body = self._request(
+            "PUT", f"/v2/{repo}/manifests/{tag}", body=data, headers={"Content-Type": media_type}
+        )
         if status != 201:
             raise BenchError(f"manifest PUT failed ({status}): {body[:300]!r}")
 
     def manifest(self, repo: str, ref: str) -> tuple[str, dict[str, Any]]:
         """The manifest's digest and parsed JSON, asking for every manifest type."""
-        status, _, body = self._request("GET", f"/v2/{repo}/manifests/{ref}",
-                                        headers={"Accept": MANIFEST_ACCEPT})
+        status, _, body = self._request(
+            "GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT}
+        )
         if status != 200:
-            raise BenchError(f"no manifest {repo}:{ref} in the registry ({status}): "
-                             f"{body[:200]!r}")
+            raise BenchError(f"no manifest {repo}:{ref} in the registry ({status}): {body[:200]!r}")
         return "sha256:" + hashlib.sha256(body).hexdigest(), json.loads(body)
 
     def push_base(self, base: BaseImage) -> None:
@@ -145,8 +154,9 @@ def start_registry(parent: Path | None = None, timeout: float = 15.0) -> Registr
     config = workdir / "config.yml"
     config.write_text(_CONFIG.format(data=workdir / "data", port=port))
     log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - the child keeps it open
-    proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+    )
     log.close()
     registry = Registry(port, proc, workdir)
     deadline = time.monotonic() + timeout

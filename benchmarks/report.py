@@ -77,12 +77,22 @@ def ratios(stats: dict[Key, Stat]) -> list[dict[str, Any]]:
                 u = _wall(stats, payload, "umoci+skopeo", mode)
                 if o is None and f is None and u is None:
                     continue
-                rows.append({
-                    "payload": payload, "mode": mode, "codec": codec, "ocibuild": o,
-                    "fairing": f, "umoci_skopeo": u, "compress_only": comp, "curl_upload": curl,
-                    "limit": limit, "vs_fairing": _div(o, f), "vs_umoci_skopeo": _div(o, u),
-                    "vs_limit": _div(o, limit),
-                })
+                rows.append(
+                    {
+                        "payload": payload,
+                        "mode": mode,
+                        "codec": codec,
+                        "ocibuild": o,
+                        "fairing": f,
+                        "umoci_skopeo": u,
+                        "compress_only": comp,
+                        "curl_upload": curl,
+                        "limit": limit,
+                        "vs_fairing": _div(o, f),
+                        "vs_umoci_skopeo": _div(o, u),
+                        "vs_limit": _div(o, limit),
+                    }
+                )
     return rows
 
 
@@ -112,36 +122,76 @@ def targets(stats: dict[Key, Stat], samples: Sequence[Sample]) -> list[Target]:
     for p in ("b", "c"):
         r = row.get((p, "warm", "gzip"), {})
         speedup = _div(r.get("fairing"), r.get("ocibuild"))
-        out.append(_verdict(f"({p}) warm gzip >= 10x faster than Fairing", speedup,
-                            speedup is not None and speedup >= 10, f"{speedup or 0:.1f}x"))
+        out.append(
+            _verdict(
+                f"({p}) warm gzip >= 10x faster than Fairing",
+                speedup,
+                speedup is not None and speedup >= 10,
+                f"{speedup or 0:.1f}x",
+            )
+        )
         vs_u = r.get("vs_umoci_skopeo")
-        out.append(_verdict(f"({p}) warm gzip faster than umoci+skopeo", vs_u,
-                            vs_u is not None and vs_u < 1, f"{vs_u or 0:.2f}x the time"))
+        out.append(
+            _verdict(
+                f"({p}) warm gzip faster than umoci+skopeo",
+                vs_u,
+                vs_u is not None and vs_u < 1,
+                f"{vs_u or 0:.2f}x the time",
+            )
+        )
         vs_l = r.get("vs_limit")
-        out.append(_verdict(f"({p}) warm gzip within 1.5x of max(compress-only, curl upload)",
-                            vs_l, vs_l is not None and vs_l <= 1.5, f"{vs_l or 0:.2f}x"))
+        out.append(
+            _verdict(
+                f"({p}) warm gzip within 1.5x of max(compress-only, curl upload)",
+                vs_l,
+                vs_l is not None and vs_l <= 1.5,
+                f"{vs_l or 0:.2f}x",
+            )
+        )
     walls = [w for m in ("cold", "warm") if (w := _wall(stats, "a", "ocibuild-gzip", m))]
     worst = max(walls) if walls else None
-    out.append(_verdict("(a) whole `ocibuild append` process < 0.4 s (worst of cold/warm "
-                        "gzip medians)", worst, worst is not None and worst < 0.4,
-                        f"{worst or 0:.3f} s"))
+    out.append(
+        _verdict(
+            "(a) whole `ocibuild append` process < 0.4 s (worst of cold/warm gzip medians)",
+            worst,
+            worst is not None and worst < 0.4,
+            f"{worst or 0:.3f} s",
+        )
+    )
     for p in ("a", "b", "c", "d"):
         rss = [s.max_rss_mb for s in samples if s.payload == p and s.series.startswith("ocibuild")]
         peak = max(rss) if rss else None
-        out.append(_verdict(f"({p}) ocibuild peak RSS < 100 MB", peak,
-                            peak is not None and peak < 100, f"{peak or 0:.0f} MB"))
+        out.append(
+            _verdict(
+                f"({p}) ocibuild peak RSS < 100 MB",
+                peak,
+                peak is not None and peak < 100,
+                f"{peak or 0:.0f} MB",
+            )
+        )
     for p in ("c", "d"):
         noops = [w for c in ("gzip", "zstd") if (w := _wall(stats, p, f"ocibuild-{c}", "noop"))]
         worst = max(noops) if noops else None
-        out.append(_verdict(f"({p}) no-op rebuild < 0.5 s (worst codec median)", worst,
-                            worst is not None and worst < 0.5, f"{worst or 0:.3f} s"))
+        out.append(
+            _verdict(
+                f"({p}) no-op rebuild < 0.5 s (worst codec median)",
+                worst,
+                worst is not None and worst < 0.5,
+                f"{worst or 0:.3f} s",
+            )
+        )
     r = row.get(("d", "warm", "gzip"), {})
     vs_l = r.get("vs_limit")
     tar = _wall(stats, "d", "limit-tar", "once")
-    out.append(_verdict("(d) walk+tar not the bottleneck: warm gzip within 1.5x of "
-                        "max(compress-only, curl upload)", vs_l,
-                        vs_l is not None and vs_l <= 1.5,
-                        f"{vs_l or 0:.2f}x (GNU tar walk alone: {tar or 0:.2f} s)"))
+    out.append(
+        _verdict(
+            "(d) walk+tar not the bottleneck: warm gzip within 1.5x of "
+            "max(compress-only, curl upload)",
+            vs_l,
+            vs_l is not None and vs_l <= 1.5,
+            f"{vs_l or 0:.2f}x (GNU tar walk alone: {tar or 0:.2f} s)",
+        )
+    )
     return out
 
 
@@ -163,9 +213,13 @@ def machine_info(versions: dict[str, str]) -> dict[str, Any]:
     except OSError:
         pass
     return {
-        "nproc": len(os.sched_getaffinity(0)), "cpu_model": cpu, "mem_total": mem,
-        "kernel": platform.release(), "python": platform.python_version(),
-        "loadavg_at_start": os.getloadavg(), "versions": versions,
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu,
+        "mem_total": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_at_start": os.getloadavg(),
+        "versions": versions,
     }
 
 
@@ -177,24 +231,33 @@ def render(stats: dict[Key, Stat], samples: Sequence[Sample], meta: dict[str, An
     """The markdown report: machine, medians, ratios, targets."""
     m = meta["machine"]
     lines = [
-        "# ocibuild side-by-side benchmark", "",
+        "# ocibuild side-by-side benchmark",
+        "",
         f"{meta['started']} · {m['nproc']} cores · {m['cpu_model']} · Python {m['python']} · "
-        f"repeat {meta['repeat']}{' · quick' if meta['quick'] else ''}", "",
-        "Versions: " + "; ".join(f"{k}: {v}" for k, v in sorted(m["versions"].items())), "",
-        "## Medians", "",
+        f"repeat {meta['repeat']}{' · quick' if meta['quick'] else ''}",
+        "",
+        "Versions: " + "; ".join(f"{k}: {v}" for k, v in sorted(m["versions"].items())),
+        "",
+        "## Medians",
+        "",
         "| payload | series | mode | n | wall s | CPU s | peak RSS MB | registry CPU s "
         "| payload MB/s | blob MB |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = {"cold": 0, "warm": 1, "noop": 2, "once": 3}
-    for (p, series, mode), s in sorted(stats.items(), key=lambda kv: (
-            kv[0][0], kv[0][1].startswith("limit"), kv[0][1], order.get(kv[0][2], 9))):
+    for (p, series, mode), s in sorted(
+        stats.items(),
+        key=lambda kv: (kv[0][0], kv[0][1].startswith("limit"), kv[0][1], order.get(kv[0][2], 9)),
+    ):
         lines.append(
             f"| {p} | {series} | {mode} | {s.n} | {s.wall:.3f} | {s.cpu:.2f} | "
             f"{s.rss_max:.0f} | {_f(s.registry_cpu)} | {s.payload_bytes / MB / s.wall:.0f} | "
-            f"{_f(None if s.blob_bytes is None else s.blob_bytes / MB, '{:.1f}')} |")
+            f"{_f(None if s.blob_bytes is None else s.blob_bytes / MB, '{:.1f}')} |"
+        )
     lines += [
-        "", "## Ratios of wall time (ocibuild / other; below 1 means ocibuild is faster)", "",
+        "",
+        "## Ratios of wall time (ocibuild / other; below 1 means ocibuild is faster)",
+        "",
         "| payload | mode | codec | ocibuild s | Fairing s | umoci+skopeo s | compress s "
         "| curl s | / Fairing | / umoci+skopeo | / limit |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -204,31 +267,41 @@ def render(stats: dict[Key, Stat], samples: Sequence[Sample], meta: dict[str, An
             f"| {r['payload']} | {r['mode']} | {r['codec']} | {_f(r['ocibuild'], '{:.3f}')} | "
             f"{_f(r['fairing'])} | {_f(r['umoci_skopeo'])} | {_f(r['compress_only'], '{:.3f}')} "
             f"| {_f(r['curl_upload'], '{:.3f}')} | {_f(r['vs_fairing'], '{:.3f}')} | "
-            f"{_f(r['vs_umoci_skopeo'], '{:.3f}')} | {_f(r['vs_limit'], '{:.2f}')} |")
+            f"{_f(r['vs_umoci_skopeo'], '{:.3f}')} | {_f(r['vs_limit'], '{:.2f}')} |"
+        )
     lines += ["", "## Targets", ""]
     if meta["quick"]:
-        lines += ["The targets are set for the full payloads: on --quick ones, where process "
-                  "start-up dominates, these verdicts are only indicative.", ""]
+        lines += [
+            "The targets are set for the full payloads: on --quick ones, where process "
+            "start-up dominates, these verdicts are only indicative.",
+            "",
+        ]
     lines += ["| target | measured | status |", "|---|---|---|"]
     lines += [f"| {t.name} | {t.measured} | {t.status} |" for t in targets(stats, samples)]
     noop = [s for s in samples if s.mode == "noop"]
     if noop:
         same = sum(bool(s.info.get("same_digest_as_warm")) for s in noop)
-        lines += ["", f"No-op rebuilds that reproduced the warm manifest digest: "
-                      f"{same}/{len(noop)}"]
+        lines += [
+            "",
+            f"No-op rebuilds that reproduced the warm manifest digest: {same}/{len(noop)}",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def write_results(out_dir: Path, stamp: str, samples: Sequence[Sample],
-                  meta: dict[str, Any], final: bool = True) -> str:
+def write_results(
+    out_dir: Path, stamp: str, samples: Sequence[Sample], meta: dict[str, Any], final: bool = True
+) -> str:
     """Write ``<stamp>.json``, ``latest.json``, ``latest.md`` and the plot; return the markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = medians(samples)
     doc = {
-        **meta, "complete": final,
+        **meta,
+        "complete": final,
         "samples": [s.as_json() for s in samples],
-        "medians": [{"payload": k[0], "series": k[1], "mode": k[2], **vars(v)}
-                    for k, v in sorted(stats.items())],
+        "medians": [
+            {"payload": k[0], "series": k[1], "mode": k[2], **vars(v)}
+            for k, v in sorted(stats.items())
+        ],
         "ratios": ratios(stats),
         "targets": [t.as_json() for t in targets(stats, samples)],
     }

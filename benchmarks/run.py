@@ -57,16 +57,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small payloads: a smoke run (< 2 min)")
     p.add_argument("--payloads", type=_csv(("a", "b", "c", "d")), default=["a", "b", "c", "d"])
     p.add_argument("--tools", type=_csv(TOOLS), default=list(TOOLS))
-    p.add_argument("--repeat", type=int, default=None,
-                   help="rounds per payload (default 3, or 1 with --quick)")
+    p.add_argument(
+        "--repeat", type=int, default=None, help="rounds per payload (default 3, or 1 with --quick)"
+    )
     p.add_argument("--out", type=Path, default=_HERE / "results")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="payloads, base image and scratch (default: %(default)s -> "
-                        "$OCIBUILD_BENCH_CACHE or ~/.cache/ocibuild-bench)")
-    p.add_argument("--fairing-venv", type=Path, default=None,
-                   help="venv with Kubeflow Fairing 1.0.2 (default: CACHE_DIR/fairing-venv)")
-    p.add_argument("--install-fairing", action="store_true",
-                   help="create the Fairing venv from benchmarks/fairing-pins.txt if missing")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="payloads, base image and scratch (default: %(default)s -> "
+        "$OCIBUILD_BENCH_CACHE or ~/.cache/ocibuild-bench)",
+    )
+    p.add_argument(
+        "--fairing-venv",
+        type=Path,
+        default=None,
+        help="venv with Kubeflow Fairing 1.0.2 (default: CACHE_DIR/fairing-venv)",
+    )
+    p.add_argument(
+        "--install-fairing",
+        action="store_true",
+        help="create the Fairing venv from benchmarks/fairing-pins.txt if missing",
+    )
     args = p.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
@@ -79,18 +91,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _tools(args: argparse.Namespace) -> list[Tool]:
     made: dict[str, Callable[[], Tool]] = {
-        "limits": LimitsTool, "ocibuild": OcibuildTool,
-        "fairing": lambda: FairingTool(args.fairing_venv), "umoci": UmociTool,
+        "limits": LimitsTool,
+        "ocibuild": OcibuildTool,
+        "fairing": lambda: FairingTool(args.fairing_venv),
+        "umoci": UmociTool,
     }
     # Limits first: they also warm the page cache, so every tool reads the payload from memory.
     return [made[name]() for name in sorted(args.tools, key=("limits", *TOOLS).index)]
 
 
 def _announce(s: Sample) -> None:
-    print(f"  [{s.payload} r{s.round}] {s.series:<18} {s.mode:<5} wall {s.wall:8.3f}s  "
-          f"cpu {s.cpu:8.2f}s  rss {s.max_rss_mb:6.0f} MB"
-          + (f"  registry cpu {s.registry_cpu:6.2f}s" if s.registry_cpu is not None else ""),
-          flush=True)
+    print(
+        f"  [{s.payload} r{s.round}] {s.series:<18} {s.mode:<5} wall {s.wall:8.3f}s  "
+        f"cpu {s.cpu:8.2f}s  rss {s.max_rss_mb:6.0f} MB"
+        + (f"  registry cpu {s.registry_cpu:6.2f}s" if s.registry_cpu is not None else ""),
+        flush=True,
+    )
 
 
 def run(args: argparse.Namespace) -> str:
@@ -113,12 +129,23 @@ def run(args: argparse.Namespace) -> str:
     payload_specs = specs(args.quick)
     payloads = {name: ensure_payload(payload_specs[name], args.cache_dir) for name in args.payloads}
     meta: dict[str, Any] = {
-        "started": started, "quick": args.quick, "repeat": args.repeat, "tools": args.tools,
-        "levels": dict(LEVELS), "cache_dir": str(args.cache_dir),
+        "started": started,
+        "quick": args.quick,
+        "repeat": args.repeat,
+        "tools": args.tools,
+        "levels": dict(LEVELS),
+        "cache_dir": str(args.cache_dir),
         "machine": machine_info(versions),
         "base_image": {"layers": len(base.layers), "compressed_bytes": base.size},
-        "payloads": {n: {"title": p.spec.title, "seed": p.spec.seed, "files": p.files,
-                         "bytes": p.total_bytes} for n, p in payloads.items()},
+        "payloads": {
+            n: {
+                "title": p.spec.title,
+                "seed": p.spec.seed,
+                "files": p.files,
+                "bytes": p.total_bytes,
+            }
+            for n, p in payloads.items()
+        },
     }
     samples: list[Sample] = []
     revs = itertools.count(1)
@@ -128,16 +155,20 @@ def run(args: argparse.Namespace) -> str:
         for tool in tools:
             tool.setup(scratch_root, base)
         for name, payload in payloads.items():
-            print(f"payload {name}: {payload.spec.title} ({payload.files} files, "
-                  f"{payload.total_bytes / 1e6:.1f} MB)", flush=True)
+            print(
+                f"payload {name}: {payload.spec.title} ({payload.files} files, "
+                f"{payload.total_bytes / 1e6:.1f} MB)",
+                flush=True,
+            )
             for tool in tools:
                 tool.prepare(payload, args.cache_dir)
             for rnd in range(1, args.repeat + 1):
                 scratch = Path(tempfile.mkdtemp(prefix=f"{name}-r{rnd}-", dir=scratch_root))
                 with start_registry(scratch_root) as registry:
                     registry.push_base(base)
-                    ctx = RoundContext(payload, registry, base, rnd, scratch,
-                                       lambda: next(revs), _announce)
+                    ctx = RoundContext(
+                        payload, registry, base, rnd, scratch, lambda: next(revs), _announce
+                    )
                     for tool in tools:
                         samples += tool.run_round(ctx)
                 shutil.rmtree(scratch, ignore_errors=True)

@@ -56,8 +56,13 @@ class RoundContext:
         """Play a code edit so the next run builds a layer nobody has seen."""
         edit_main(self.payload, self.next_rev())
 
-    def run(self, argv: Sequence[str | os.PathLike[str]], what: str,
-            env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[Measured, float]:
+    def run(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        what: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> tuple[Measured, float]:
         """Run and measure one command; also return the registry's CPU seconds meanwhile."""
         before = self.registry.cpu.seconds()
         m = measure(argv, env=_env(env), cwd=cwd, timeout=_TIMEOUT).check(what)
@@ -70,15 +75,29 @@ class RoundContext:
         base = [layer.digest for layer in self.base.layers]
         if layers[: len(base)] != base or len(layers) <= len(base):
             raise BenchError(f"{repo}:{ref} does not look like base + payload: layers {layers}")
-        return {"manifest_digest": digest, "layers": len(layers),
-                "layer_bytes": manifest["layers"][-1].get("size")}
+        return {
+            "manifest_digest": digest,
+            "layers": len(layers),
+            "layer_bytes": manifest["layers"][-1].get("size"),
+        }
 
-    def sample(self, series: str, mode: str, m: Measured, registry_cpu: float | None,
-               **extra: Any) -> Sample:
+    def sample(
+        self, series: str, mode: str, m: Measured, registry_cpu: float | None, **extra: Any
+    ) -> Sample:
         """Record a measured run and announce it."""
-        s = Sample(payload=self.payload.spec.name, series=series, mode=mode, round=self.round,
-                   wall=m.wall, user=m.user, sys=m.sys, max_rss_mb=m.max_rss_mb,
-                   payload_bytes=self.payload.total_bytes, registry_cpu=registry_cpu, **extra)
+        s = Sample(
+            payload=self.payload.spec.name,
+            series=series,
+            mode=mode,
+            round=self.round,
+            wall=m.wall,
+            user=m.user,
+            sys=m.sys,
+            max_rss_mb=m.max_rss_mb,
+            payload_bytes=self.payload.total_bytes,
+            registry_cpu=registry_cpu,
+            **extra,
+        )
         self.report(s)
         return s
 
@@ -126,12 +145,15 @@ class OcibuildTool(Tool):
             raise BenchError(
                 f"`{shlex.join(self.cmd)} append --help` failed (exit {m.returncode}): "
                 f"{(m.stderr or m.stdout).strip()[-300:]}; run `pip install -e .` in the "
-                "repository, set OCIBUILD_BENCH_CMD, or deselect it with --tools")
+                "repository, set OCIBUILD_BENCH_CMD, or deselect it with --tools"
+            )
 
     def versions(self) -> dict[str, str]:
         m = measure([*self.cmd, "--version"], env=_env(self._pythonpath()))
-        return {"ocibuild": m.stdout.strip() if m.returncode == 0 else "unknown",
-                "ocibuild_cmd": shlex.join(self.cmd)}
+        return {
+            "ocibuild": m.stdout.strip() if m.returncode == 0 else "unknown",
+            "ocibuild_cmd": shlex.join(self.cmd),
+        }
 
     def _pythonpath(self) -> dict[str, str]:
         return {"PYTHONPATH": str(limits.REPO_ROOT)} if self.cmd[0] == sys.executable else {}
@@ -145,14 +167,27 @@ class OcibuildTool(Tool):
             env = {**self._pythonpath(), "OCIBUILD_CACHE_DIR": cache}
 
             def append(tag: str, repo: str = repo, codec: str = codec) -> list[str]:
-                return [*self.cmd, "append", "--base", ctx.registry.base_ref(),
-                        "--to", f"{ctx.registry.host}/{repo}:{tag}", "--compression", codec,
-                        "--level", str(limits.LEVELS[codec]), "--json",
-                        f"{ctx.payload.root}:/app"]
+                return [
+                    *self.cmd,
+                    "append",
+                    "--base",
+                    ctx.registry.base_ref(),
+                    "--to",
+                    f"{ctx.registry.host}/{repo}:{tag}",
+                    "--compression",
+                    codec,
+                    "--level",
+                    str(limits.LEVELS[codec]),
+                    "--json",
+                    f"{ctx.payload.root}:/app",
+                ]
 
             warm_digest = ""
-            for mode, tag, edit in (("cold", "cold", True), ("warm", "warm", True),
-                                    ("noop", "warm", False)):
+            for mode, tag, edit in (
+                ("cold", "cold", True),
+                ("warm", "warm", True),
+                ("noop", "warm", False),
+            ):
                 if edit:
                     ctx.edit()
                 m, reg_cpu = ctx.run(append(tag), f"ocibuild append ({series}, {mode})", env)
@@ -161,8 +196,11 @@ class OcibuildTool(Tool):
                     warm_digest = info["manifest_digest"]
                 if mode == "noop":
                     info["same_digest_as_warm"] = info["manifest_digest"] == warm_digest
-                samples.append(ctx.sample(series, mode, m, reg_cpu,
-                                          blob_bytes=info.get("layer_bytes"), info=info))
+                samples.append(
+                    ctx.sample(
+                        series, mode, m, reg_cpu, blob_bytes=info.get("layer_bytes"), info=info
+                    )
+                )
         return samples
 
 
@@ -200,16 +238,26 @@ class UmociTool(Tool):
                 raise missing_tool(tool, f"apt-get install -y {tool}")
 
     def versions(self) -> dict[str, str]:
-        return {"umoci": tool_version(["umoci", "--version"]),
-                "skopeo": tool_version(["skopeo", "--version"])}
+        return {
+            "umoci": tool_version(["umoci", "--version"]),
+            "skopeo": tool_version(["skopeo", "--version"]),
+        }
 
     def setup(self, scratch: Path, base: BaseImage) -> None:
         self.template = scratch / "umoci-template"
         self.template.mkdir()
         layout = self.template / "layout"
         shutil.copytree(base.layout, layout)
-        measure(["umoci", "unpack", "--rootless", "--image", f"{layout}:{BASE_TAG}",
-                 self.template / "bundle"]).check("umoci unpack of the base")
+        measure(
+            [
+                "umoci",
+                "unpack",
+                "--rootless",
+                "--image",
+                f"{layout}:{BASE_TAG}",
+                self.template / "bundle",
+            ]
+        ).check("umoci unpack of the base")
 
     def run_round(self, ctx: RoundContext) -> list[Sample]:
         samples = []
@@ -218,17 +266,33 @@ class UmociTool(Tool):
             ctx.edit()
             work = ctx.scratch / f"umoci-{mode}"
             self._stage(work, ctx.payload)
-            m1, cpu1 = ctx.run(["umoci", "repack", "--image", f"{work}/layout:bench",
-                                work / "bundle"], f"umoci repack ({mode})")
-            m2, cpu2 = ctx.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                                f"oci:{work}/layout:bench",
-                                f"docker://{ctx.registry.host}/{repo}:{mode}"],
-                               f"skopeo copy ({mode})")
+            m1, cpu1 = ctx.run(
+                ["umoci", "repack", "--image", f"{work}/layout:bench", work / "bundle"],
+                f"umoci repack ({mode})",
+            )
+            m2, cpu2 = ctx.run(
+                [
+                    "skopeo",
+                    "copy",
+                    "--quiet",
+                    "--dest-tls-verify=false",
+                    f"oci:{work}/layout:bench",
+                    f"docker://{ctx.registry.host}/{repo}:{mode}",
+                ],
+                f"skopeo copy ({mode})",
+            )
             info = ctx.verify(repo, mode)
-            samples.append(ctx.sample(
-                "umoci+skopeo", mode, combine(m1, m2), cpu1 + cpu2,
-                blob_bytes=info.get("layer_bytes"), info=info,
-                phases={"umoci_repack": round(m1.wall, 4), "skopeo_copy": round(m2.wall, 4)}))
+            samples.append(
+                ctx.sample(
+                    "umoci+skopeo",
+                    mode,
+                    combine(m1, m2),
+                    cpu1 + cpu2,
+                    blob_bytes=info.get("layer_bytes"),
+                    info=info,
+                    phases={"umoci_repack": round(m1.wall, 4), "skopeo_copy": round(m2.wall, 4)},
+                )
+            )
             shutil.rmtree(work)
         return samples
 
@@ -263,9 +327,12 @@ class LimitsTool(Tool):
         import isal
         import zstandard
 
-        return {"curl": tool_version(["curl", "--version"]),
-                "tar": tool_version(["tar", "--version"]),
-                "isal": isal.__version__, "zstandard": zstandard.__version__}
+        return {
+            "curl": tool_version(["curl", "--version"]),
+            "tar": tool_version(["tar", "--version"]),
+            "isal": isal.__version__,
+            "zstandard": zstandard.__version__,
+        }
 
     def prepare(self, payload: Payload, cache_dir: Path) -> None:
         self.tar = ensure_tar(payload, cache_dir)
@@ -277,8 +344,16 @@ class LimitsTool(Tool):
 
         def once(series: str, argv: list[str], blob_bytes: int, reg: bool = False) -> None:
             m, reg_cpu = ctx.run(argv, series, cwd=limits.REPO_ROOT)
-            samples.append(ctx.sample(series, "once", m, reg_cpu if reg else None,
-                                      blob_bytes=blob_bytes, info={"tar_bytes": tar_bytes}))
+            samples.append(
+                ctx.sample(
+                    series,
+                    "once",
+                    m,
+                    reg_cpu if reg else None,
+                    blob_bytes=blob_bytes,
+                    info={"tar_bytes": tar_bytes},
+                )
+            )
 
         once("limit-tar", limits.tar_argv(ctx.payload.root), tar_bytes)
         once("limit-sha256", limits.sha256_argv(self.tar), tar_bytes)
@@ -286,8 +361,12 @@ class LimitsTool(Tool):
             path, digest, size = self.blobs[codec]
             once(f"limit-{codec}", limits.compress_argv(self.tar, codec), size)
             repo = f"bench/curl-{codec}-r{ctx.round}"
-            once(f"limit-curl-{codec}",
-                 limits.curl_upload_argv(ctx.registry.host, repo, path, digest), size, reg=True)
+            once(
+                f"limit-curl-{codec}",
+                limits.curl_upload_argv(ctx.registry.host, repo, path, digest),
+                size,
+                reg=True,
+            )
         return samples
 
 

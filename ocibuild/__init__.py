@@ -16,46 +16,47 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._copy import copy
 from ._errors import (
     AuthenticationError,
     CacheError,
     CredentialError,
-    DependencyError,
-    DeployError,
     DigestMismatchError,
     InvalidDigestError,
     InvalidOptionError,
     InvalidPlatformError,
     InvalidReferenceError,
     ManifestError,
-    NoClusterError,
     NotFoundError,
     OCIBuildError,
-    PipelineError,
-    PluginError,
     RegistryError,
     RetryBudgetExceededError,
     SourceError,
     TarballError,
     TransportError,
 )
-from ._image import Image
-from ._load import Loaded, load
-from ._write import WriteResult, write
-from .layer import FileTreeLayer, Layer, LayerCache, LayerDigests, LayerOptions, TarballLayer
+from ._public import publish
+from ._version import __version__
+from .image import Image, Loaded, WriteResult, copy, load, write
+from .layer import FileTreeLayer, LayerCache, LayerOptions, TarballLayer
 from .oci import (
     ContainerConfig,
     Descriptor,
     Digest,
     ImageConfig,
     Index,
+    Layer,
+    LayerDigests,
     Manifest,
     Platform,
     Reference,
 )
-
-__version__ = "0.1.0"
+from .pipeline._errors import (
+    DependencyError,
+    DeployError,
+    NoClusterError,
+    PipelineError,
+    PluginError,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -112,7 +113,10 @@ def __getattr__(name: str) -> Any:
 
         return importlib.import_module("ocibuild.config")
     if name == "run":
-        from ._run import run
+        from .pipeline._run import run
 
         return run
     raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")
+
+
+publish(__name__, globals(), [n for n in __all__ if n not in ("config", "run")])

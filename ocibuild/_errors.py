@@ -21,6 +21,7 @@ missing, ``OSError`` for files)::
     │   └── RetryBudgetExceededError          transient failures outlasted the retry budget
     ├── CredentialError                       a credential store or helper failed
     ├── CacheError                            the layer cache cannot be used
+    │   (the pipeline's errors, in ocibuild.pipeline._errors:)
     ├── PluginError                           a plugin failed to load, clashed, or broke a hook
     └── PipelineError                         preprocess / build / deploy failed
         ├── DependencyError                   requirements could not be resolved into wheels
@@ -39,19 +40,14 @@ __all__ = [
     "AuthenticationError",
     "CacheError",
     "CredentialError",
-    "DependencyError",
-    "DeployError",
     "DigestMismatchError",
     "InvalidDigestError",
     "InvalidOptionError",
     "InvalidPlatformError",
     "InvalidReferenceError",
     "ManifestError",
-    "NoClusterError",
     "NotFoundError",
     "OCIBuildError",
-    "PipelineError",
-    "PluginError",
     "RegistryError",
     "RetryBudgetExceededError",
     "SourceError",
@@ -135,23 +131,3 @@ class CredentialError(OCIBuildError):
 
 class CacheError(OCIBuildError):
     """The layer cache directory cannot be used."""
-
-
-class PluginError(OCIBuildError):
-    """A plugin failed to import, provided a name another plugin provides, or broke a hook."""
-
-
-class PipelineError(OCIBuildError):
-    """A preprocess, build or deploy step failed."""
-
-
-class DependencyError(PipelineError):
-    """Requirements could not be turned into wheels for the target image."""
-
-
-class DeployError(PipelineError):
-    """A deployer could not create, watch or clean up what it runs."""
-
-
-class NoClusterError(DeployError):
-    """No Kubernetes configuration or reachable cluster was found."""

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import PipelineError
-from ._run import RunResult, build_image, create, run_pipeline
+from .pipeline._errors import PipelineError
+from .pipeline._run import RunResult, build_image, create, run_pipeline
 
 __all__ = [
     "DEFAULT_BUILDER",
@@ -72,7 +72,7 @@ class Config:
 
     def get_preprocessor(self) -> Any:
         """A new preprocessor from the current choice."""
-        from .preprocessors import default_preprocessor
+        from .pipeline.preprocessors import default_preprocessor
 
         name, kwargs = self._preprocessor
         return create("preprocessor", name or default_preprocessor(), kwargs)

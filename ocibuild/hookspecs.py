@@ -26,15 +26,20 @@ Lifecycle hooks observe a run; their return values are ignored, and an exception
 stops the run.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
-
-import pluggy
-
-if TYPE_CHECKING:
-    from .preprocessors import BuildContext
+from ._public import publish
+from .pipeline._hookspecs import (
+    PROJECT,
+    hookimpl,
+    hookspec,
+    ocibuild_after_build,
+    ocibuild_after_push,
+    ocibuild_before_deploy,
+    ocibuild_builders,
+    ocibuild_context_stores,
+    ocibuild_deployers,
+    ocibuild_pod_spec_mutators,
+    ocibuild_preprocessors,
+)
 
 __all__ = [
     "PROJECT",
@@ -50,57 +55,4 @@ __all__ = [
     "ocibuild_preprocessors",
 ]
 
-PROJECT = "ocibuild"
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
-
-Factory = Callable[..., Any]
-
-
-@hookspec
-def ocibuild_preprocessors() -> Mapping[str, Factory]:
-    """Preprocessors by name: ``factory(**kwargs)`` returns an object with ``preprocess()``."""
-    raise NotImplementedError  # a spec: pluggy never calls its body
-
-
-@hookspec
-def ocibuild_builders() -> Mapping[str, Factory]:
-    """Builders by name: ``factory(preprocessor=..., **kwargs)`` returns an object with
-    ``build() -> BuildResult`` and ``generate_pod_spec(image=None) -> dict``."""
-    raise NotImplementedError  # a spec: pluggy never calls its body
-
-
-@hookspec
-def ocibuild_deployers() -> Mapping[str, Factory]:
-    """Deployers by name: ``factory(**kwargs)`` returns an object with
-    ``deploy(pod_spec, context)`` returning a handle."""
-    raise NotImplementedError  # a spec: pluggy never calls its body
-
-
-@hookspec
-def ocibuild_context_stores() -> Mapping[str, Factory]:
-    """Context stores by name (where a cluster builder uploads its build context):
-    ``factory(**kwargs)`` returns an object the cluster builder uses."""
-    raise NotImplementedError  # a spec: pluggy never calls its body
-
-
-@hookspec
-def ocibuild_pod_spec_mutators() -> Mapping[str, Factory]:
-    """Pod spec mutators by name: ``factory(**kwargs)`` returns a callable
-    ``(pod_spec: dict, namespace: str | None) -> None`` that edits the PodSpec in place."""
-    raise NotImplementedError  # a spec: pluggy never calls its body
-
-
-@hookspec
-def ocibuild_after_build(context: BuildContext, image_ref: str) -> None:
-    """An image was built from ``context`` and written as ``image_ref`` (pinned by digest)."""
-
-
-@hookspec
-def ocibuild_after_push(reference: str) -> None:
-    """An image was pushed to a registry as ``reference`` (pinned by digest)."""
-
-
-@hookspec
-def ocibuild_before_deploy(deployer: Any, image_ref: str) -> None:
-    """``deployer`` is about to run ``image_ref``."""
+publish(__name__, globals(), __all__)

@@ -1,27 +1,22 @@
 """The plugin manager: built-ins and entry-point plugins, and the name registries they fill.
 
-Plugins are found through the entry-point group ``ocibuild`` (``importlib.metadata``) when the
-manager is first needed; ``OCIBUILD_DISABLE_PLUGIN_AUTOLOAD=1`` turns that off. ocibuild's own
-preprocessors, builders and deployers (:mod:`ocibuild._builtins`) register directly, so the
-switch never removes them. Every name is provided by exactly one plugin: two providing the
-same name is a :class:`PluginError` naming both distributions, and so is a plugin that fails
-to import or breaks a hook's contract.
+See :mod:`ocibuild.hookspecs` for what a plugin implements.
 """
 
-from __future__ import annotations
-
-import importlib.metadata as metadata
-import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-import pluggy
-
-from . import hookspecs
-from ._errors import PluginError
-from .hookspecs import PROJECT, hookimpl
+from ._public import publish
+from .pipeline._plugins import (
+    DISABLE_AUTOLOAD_ENV,
+    ENTRY_POINT_GROUP,
+    KINDS,
+    PluginInfo,
+    Plugins,
+    get_plugins,
+    hookimpl,
+    list_plugins,
+    lookup,
+    names,
+    reset_plugins,
+)
 
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",
@@ -37,223 +32,4 @@ __all__ = [
     "reset_plugins",
 ]
 
-ENTRY_POINT_GROUP = "ocibuild"
-DISABLE_AUTOLOAD_ENV = "OCIBUILD_DISABLE_PLUGIN_AUTOLOAD"
-BUILTIN_PLUGIN = "ocibuild.builtins"
-# kind -> the hook that provides names of that kind
-KINDS: Mapping[str, str] = {
-    "preprocessor": "ocibuild_preprocessors",
-    "builder": "ocibuild_builders",
-    "deployer": "ocibuild_deployers",
-    "context_store": "ocibuild_context_stores",
-    "pod_spec_mutator": "ocibuild_pod_spec_mutators",
-}
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    """One registered plugin, where it comes from, and the names it provides per kind."""
-
-    name: str
-    distribution: str
-    version: str
-    provides: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (what ``ocibuild plugins --json`` prints)."""
-        return {
-            "name": self.name,
-            "distribution": self.distribution,
-            "version": self.version,
-            "provides": {kind: list(v) for kind, v in self.provides.items()},
-        }
-
-
-@dataclass(frozen=True)
-class _Provider:
-    factory: Callable[..., Any]
-    plugin: str
-    distribution: str
-    version: str
-
-    def label(self) -> str:
-        return f"{self.distribution} {self.version} (plugin {self.plugin!r})"
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-class Plugins:
-    """A pluggy manager with ocibuild's specs, its plugins' origins, and name lookups."""
-
-    def __init__(self, *, autoload: bool = True) -> None:
-        from . import __version__, _builtins
-
-        self.manager = pluggy.PluginManager(PROJECT)
-        self.manager.add_hookspecs(hookspecs)
-        self._origin: dict[str, tuple[str, str]] = {}
-        self._registries: dict[str, dict[str, _Provider]] | None = None
-        self.register(_builtins, BUILTIN_PLUGIN, distribution=("ocibuild", __version__))
-        if autoload:
-            self._load_entry_points()
-
-    @property
-    def hook(self) -> Any:
-        """The hook caller (``plugins.hook.ocibuild_after_build(...)``)."""
-        return self.manager.hook
-
-    def register(
-        self, plugin: object, name: str, *, distribution: tuple[str, str] | None = None
-    ) -> None:
-        """Register a plugin object (a module, usually) under ``name``."""
-        try:
-            self.manager.register(plugin, name=name)
-            self.manager.check_pending()
-        except (ValueError, pluggy.PluginValidationError) as err:
-            if self.manager.is_registered(plugin):
-                self.manager.unregister(plugin)
-            raise PluginError(f"plugin {name!r} cannot be registered: {_one_line(err)}") from err
-        self._origin[name] = distribution or ("(not installed)", "")
-        self._registries = None
-
-    def _load_entry_points(self) -> None:
-        seen: set[str] = set()
-        for dist in metadata.distributions():
-            dist_name = dist.metadata["Name"] or "?"
-            key = dist_name.lower().replace("_", "-")
-            if key in seen:  # the same distribution on sys.path twice
-                continue
-            seen.add(key)
-            for ep in dist.entry_points:
-                if ep.group == ENTRY_POINT_GROUP:
-                    self._load_one(ep, dist_name, dist.version)
-
-    def _load_one(self, ep: metadata.EntryPoint, dist: str, version: str) -> None:
-        where = f"plugin {ep.name!r} from {dist} {version} (entry point {ep.value})"
-        taken = self._origin.get(ep.name)
-        if taken is not None:
-            raise PluginError(
-                f"two plugins are named {ep.name!r}: {taken[0]} {taken[1]} and {dist} {version}; "
-                "uninstall one of them"
-            )
-        try:
-            plugin = ep.load()
-        except Exception as err:  # any import-time failure is the plugin's, not ours
-            raise PluginError(f"{where} failed to import: {_one_line(err)}") from err
-        self.register(plugin, ep.name, distribution=(dist, version))
-
-    # -- names -----------------------------------------------------------------------
-
-    def _provided(self, kind: str) -> Iterator[tuple[str, _Provider]]:
-        """Every (name, provider) of ``kind``, one hook implementation at a time."""
-        caller = getattr(self.manager.hook, KINDS[kind])
-        for impl in caller.get_hookimpls():
-            dist, version = self._origin.get(impl.plugin_name, ("(not installed)", ""))
-            try:
-                result = impl.function()
-            except Exception as err:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} from {dist} failed in {KINDS[kind]}(): "
-                    f"{_one_line(err)}"
-                ) from err
-            if result is None:
-                continue
-            if not isinstance(result, Mapping) or not all(
-                isinstance(k, str) and callable(v) for k, v in result.items()
-            ):
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} from {dist}: {KINDS[kind]}() must return a "
-                    f"dict of name -> factory, got {type(result).__name__}"
-                )
-            for name, factory in result.items():
-                yield name, _Provider(factory, impl.plugin_name, dist, version)
-
-    def _registry(self, kind: str) -> dict[str, _Provider]:
-        if self._registries is None:
-            registries: dict[str, dict[str, _Provider]] = {}
-            for each in KINDS:
-                registry: dict[str, _Provider] = {}
-                for name, provider in self._provided(each):
-                    other = registry.get(name)
-                    if other is not None:
-                        raise PluginError(
-                            f"the {each.replace('_', ' ')} name {name!r} is provided by both "
-                            f"{other.label()} and {provider.label()}; uninstall one of them"
-                        )
-                    registry[name] = provider
-                registries[each] = registry
-            self._registries = registries
-        return self._registries[kind]
-
-    def lookup(self, kind: str, name: str) -> Callable[..., Any]:
-        """The factory registered as ``name`` for ``kind`` (``"deployer"``, ...)."""
-        if kind not in KINDS:
-            raise PluginError(f"unknown plugin kind {kind!r}: one of {', '.join(KINDS)}")
-        registry = self._registry(kind)
-        provider = registry.get(name)
-        if provider is None:
-            known = ", ".join(sorted(registry)) or "none"
-            raise PluginError(
-                f"no {kind.replace('_', ' ')} named {name!r} (available: {known}); "
-                "install the plugin that provides it (ocibuild plugins lists what is installed)"
-            )
-        return provider.factory
-
-    def names(self, kind: str) -> list[str]:
-        """The registered names of ``kind``, sorted."""
-        return sorted(self._registry(kind))
-
-    def list_plugins(self) -> list[PluginInfo]:
-        """Every registered plugin with the names it provides (no clash check: for diagnosis)."""
-        provides: dict[str, dict[str, list[str]]] = {}
-        for kind in KINDS:
-            for name, provider in self._provided(kind):
-                provides.setdefault(provider.plugin, {}).setdefault(kind, []).append(name)
-        out = []
-        for plugin_name, _plugin in self.manager.list_name_plugin():
-            dist, version = self._origin.get(plugin_name, ("(not installed)", ""))
-            kinds = provides.get(plugin_name, {})
-            out.append(
-                PluginInfo(
-                    plugin_name, dist, version, {k: tuple(sorted(v)) for k, v in kinds.items()}
-                )
-            )
-        return sorted(out, key=lambda p: (p.name != BUILTIN_PLUGIN, p.name))
-
-
-_lock = threading.Lock()
-_plugins: Plugins | None = None
-
-
-def get_plugins() -> Plugins:
-    """The process-wide plugin manager, created (and entry points loaded) on first use."""
-    global _plugins
-    with _lock:
-        if _plugins is None:
-            autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip() not in ("1", "true", "yes")
-            _plugins = Plugins(autoload=autoload)
-        return _plugins
-
-
-def reset_plugins() -> None:
-    """Forget the manager, so the next use loads plugins again (after installing one)."""
-    global _plugins
-    with _lock:
-        _plugins = None
-
-
-def lookup(kind: str, name: str) -> Callable[..., Any]:
-    """The factory registered as ``name`` for ``kind``; see :meth:`Plugins.lookup`."""
-    return get_plugins().lookup(kind, name)
-
-
-def names(kind: str) -> list[str]:
-    """The registered names of ``kind``."""
-    return get_plugins().names(kind)
-
-
-def list_plugins() -> list[PluginInfo]:
-    """Every registered plugin, built-ins first."""
-    return get_plugins().list_plugins()
+publish(__name__, globals(), __all__)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ocibuild._errors import SourceError
-from ocibuild.layer._base import BlobStream, LayerDigests
 from ocibuild.oci import Digest
+from ocibuild.oci._layer import BlobStream, LayerDigests
 
 
 def tar_of(files: dict[str, bytes]) -> bytes:

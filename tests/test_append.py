@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from ocibuild._cli import main
+from ocibuild.cli._main import main
 from tests.support import skopeo_copy, skopeo_inspect, umoci_unpack
 
 
@@ -34,7 +34,6 @@ def ocibuild(
     if check and proc.returncode != 0:
         raise AssertionError(f"ocibuild {' '.join(args)} failed:\n{proc.stderr}")
     return proc
-
 
 
 @pytest.fixture
@@ -317,13 +316,23 @@ def test_failed_write_leaves_existing_tag_alone(tmp_path, app, cache_dir):
     assert (out / "index.json").read_bytes() == before
 
 
-def test_platform_all_appends_to_every_platform(tmp_path, app, base_in_registry, cache_dir,
-                                                oci_schema):
+def test_platform_all_appends_to_every_platform(
+    tmp_path, app, base_in_registry, cache_dir, oci_schema
+):
     multi = tmp_path / "multi"
     skopeo_copy(f"docker://{base_in_registry.multi}", f"oci:{multi}:m", all_images=True)
     out = tmp_path / "out"
-    proc = ocibuild("append", "--json", "--platform", "all", "--base", f"oci:{multi}:m",
-                    "--to", f"oci:{out}:m", f"{app}:/app")
+    proc = ocibuild(
+        "append",
+        "--json",
+        "--platform",
+        "all",
+        "--base",
+        f"oci:{multi}:m",
+        "--to",
+        f"oci:{out}:m",
+        f"{app}:/app",
+    )
     report = json.loads(proc.stdout)
     oci_schema.validate_layout_dir(out)
     assert sorted(report["platforms"]) == ["linux/amd64", "linux/arm64"]
@@ -335,12 +344,32 @@ def test_platform_all_appends_to_every_platform(tmp_path, app, base_in_registry,
     tops = [json.loads(blob(out, m["digest"]))["layers"][-1]["digest"] for m in index["manifests"]]
     assert len(set(tops)) == 1
     # One platform of the same base: a plain manifest for it.
-    one = json.loads(ocibuild("append", "--json", "--platform", "linux/arm64", "--base",
-                              f"oci:{multi}:m", "--to", f"oci:{out}:arm", f"{app}:/app").stdout)
+    one = json.loads(
+        ocibuild(
+            "append",
+            "--json",
+            "--platform",
+            "linux/arm64",
+            "--base",
+            f"oci:{multi}:m",
+            "--to",
+            f"oci:{out}:arm",
+            f"{app}:/app",
+        ).stdout
+    )
     assert one["platforms"] == ["linux/arm64"]
     assert skopeo_inspect(f"oci:{out}:arm")["Architecture"] == "arm64"
-    missing = ocibuild("append", "--platform", "linux/s390x", "--base", f"oci:{multi}:m",
-                       "--to", f"oci:{out}:x", f"{app}:/app", check=False)
+    missing = ocibuild(
+        "append",
+        "--platform",
+        "linux/s390x",
+        "--base",
+        f"oci:{multi}:m",
+        "--to",
+        f"oci:{out}:x",
+        f"{app}:/app",
+        check=False,
+    )
     assert missing.returncode == 1 and "linux/amd64" in missing.stderr
 
 

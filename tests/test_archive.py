@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from ocibuild._archive import ArchiveSink, ArchiveSource
-from ocibuild._blobs import BytesStream, VerifyingStream
 from ocibuild._errors import (
     DigestMismatchError,
     InvalidReferenceError,
@@ -24,11 +22,13 @@ from ocibuild._errors import (
     SourceError,
     TransportError,
 )
-from ocibuild._layout import LayoutSink, LayoutSource
-from ocibuild._tar_index import numeric_field
 from ocibuild.layer._tar import file_header
+from ocibuild.layer._tar_index import numeric_field
 from ocibuild.oci import Descriptor, Digest, Index, Manifest
 from ocibuild.oci import media_types as mt
+from ocibuild.oci._blobs import BytesStream, VerifyingStream
+from ocibuild.transports._archive import ArchiveSink, ArchiveSource
+from ocibuild.transports._layout import LayoutSink, LayoutSource
 from tests._layout_helpers import ChunkStream, one_line, skopeo, tar_of
 
 # --- building small images by hand ----------------------------------------------------------

@@ -46,9 +46,11 @@ def test_cached_rebuild_reports_the_same_layer(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(os.urandom(1 << 20))
-    first = json.loads(ocibuild("append", "--json", "--to", f"oci:{tmp_path / 'a'}:1",
-                                f"{src}:/d").stdout)
-    again = json.loads(ocibuild("append", "--json", "--to", f"oci:{tmp_path / 'a'}:2",
-                                f"{src}:/d").stdout)
+    first = json.loads(
+        ocibuild("append", "--json", "--to", f"oci:{tmp_path / 'a'}:1", f"{src}:/d").stdout
+    )
+    again = json.loads(
+        ocibuild("append", "--json", "--to", f"oci:{tmp_path / 'a'}:2", f"{src}:/d").stdout
+    )
     assert first["digest"] == again["digest"]
     assert [b["outcome"] for b in again["blobs"]] == ["exists", "exists"]

@@ -18,7 +18,6 @@ import pytest
 import referencing
 from referencing.jsonschema import DRAFT4
 
-from ocibuild._blobs import BytesStream, VerifyingStream
 from ocibuild._errors import (
     DigestMismatchError,
     InvalidReferenceError,
@@ -26,9 +25,10 @@ from ocibuild._errors import (
     SourceError,
     TransportError,
 )
-from ocibuild._layout import REF_NAME, LayoutSink, LayoutSource
 from ocibuild.oci import Descriptor, Digest, Index, Manifest, Platform
 from ocibuild.oci import media_types as mt
+from ocibuild.oci._blobs import BytesStream, VerifyingStream
+from ocibuild.transports._layout import REF_NAME, LayoutSink, LayoutSource
 from tests._layout_helpers import ChunkStream, one_line, run, skopeo, tar_of
 
 SCHEMAS = Path(__file__).parent / "data" / "oci-schema"
@@ -388,8 +388,8 @@ def test_abort_keeps_index_untouched(layout: tuple[Path, Img]) -> None:
 
 _KILLED_WRITER = """
 import os, sys
-from ocibuild._layout import LayoutSink
-from ocibuild.layer._base import BlobStream
+from ocibuild.transports._layout import LayoutSink
+from ocibuild.oci import BlobStream
 
 class Dying(BlobStream):
     def __init__(self):

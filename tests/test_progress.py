@@ -4,7 +4,8 @@ import pty
 import subprocess
 import sys
 
-from ocibuild._progress import TerminalProgress, human_bytes
+from ocibuild.cli._progress import TerminalProgress
+from ocibuild.image._inspect import human_bytes
 
 
 def test_human_bytes():

@@ -20,7 +20,8 @@ PUBLIC = {
     "Image",
     "ImageConfig",
     "Index",
-    "InvalidDigestError", "InvalidOptionError",
+    "InvalidDigestError",
+    "InvalidOptionError",
     "InvalidPlatformError",
     "InvalidReferenceError",
     "Layer",
@@ -89,7 +90,7 @@ def test_core_import_is_light():
 
 def test_offline_append_help_is_light():
     loaded = _modules_after(
-        "import contextlib, io\nfrom ocibuild._cli import main\n"
+        "import contextlib, io\nfrom ocibuild.cli import main\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['append', '--help'])"
     )

@@ -36,8 +36,9 @@ def test_push_mounts_base_layers_and_noop_rebuild_sends_nothing(
     dest = repo(registry, "app") + ":1"
     registry.mark()
     report = json.loads(
-        ocibuild("append", "--json", "--base", base_in_registry.oci, "--to", dest,
-                 f"{app}:/app").stdout
+        ocibuild(
+            "append", "--json", "--base", base_in_registry.oci, "--to", dest, f"{app}:/app"
+        ).stdout
     )
     layers = layers_of(report)
     assert [b["outcome"] for b in layers] == ["mounted", "mounted", "uploaded"]
@@ -54,16 +55,18 @@ def test_push_mounts_base_layers_and_noop_rebuild_sends_nothing(
 
     # Nothing changed: the layer cache knows the digest and HEAD finds every blob.
     again = json.loads(
-        ocibuild("append", "--json", "--base", base_in_registry.oci, "--to", dest,
-                 f"{app}:/app").stdout
+        ocibuild(
+            "append", "--json", "--base", base_in_registry.oci, "--to", dest, f"{app}:/app"
+        ).stdout
     )
     assert again["digest"] == report["digest"]
     assert {b["outcome"] for b in again["blobs"]} == {"exists"}
     assert sum(b["bytesSent"] for b in again["blobs"]) == 0
 
 
-def test_docker_base_stays_docker_unless_zstd(registry, base_in_registry, app, cache_dir,
-                                              oci_schema):
+def test_docker_base_stays_docker_unless_zstd(
+    registry, base_in_registry, app, cache_dir, oci_schema
+):
     dest = repo(registry, "docker")
     ocibuild("append", "--base", base_in_registry.docker, "--to", dest + ":gz", f"{app}:/app")
     raw = json.loads(skopeo_inspect(f"docker://{dest}:gz", raw=True))
@@ -72,16 +75,23 @@ def test_docker_base_stays_docker_unless_zstd(registry, base_in_registry, app, c
         "application/vnd.docker.image.rootfs.diff.tar.gzip"
     }
     oci_schema.validate_manifest(raw)
-    ocibuild("append", "--compression", "zstd", "--base", base_in_registry.docker, "--to",
-             dest + ":zst", f"{app}:/app")
+    ocibuild(
+        "append",
+        "--compression",
+        "zstd",
+        "--base",
+        base_in_registry.docker,
+        "--to",
+        dest + ":zst",
+        f"{app}:/app",
+    )
     raw = json.loads(skopeo_inspect(f"docker://{dest}:zst", raw=True))
     assert raw["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert raw["layers"][-1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
     oci_schema.validate_manifest(raw)
 
 
-def test_copy_preserves_digests_between_transports(registry, base_in_registry, tmp_path,
-                                                   cache_dir):
+def test_copy_preserves_digests_between_transports(registry, base_in_registry, tmp_path, cache_dir):
     layout = tmp_path / "layout"
     first = json.loads(ocibuild("copy", "--json", base_in_registry.multi, f"oci:{layout}:m").stdout)
     assert first["digest"] == base_in_registry.multi_digest
@@ -90,15 +100,24 @@ def test_copy_preserves_digests_between_transports(registry, base_in_registry, t
     second = json.loads(ocibuild("copy", "--json", f"oci:{layout}:m", back).stdout)
     assert second["digest"] == base_in_registry.multi_digest
     assert skopeo_inspect(f"docker://{back}", raw=True)
-    one = json.loads(ocibuild("copy", "--json", "--platform", "linux/arm64",
-                              base_in_registry.multi, f"oci:{layout}:arm").stdout)
+    one = json.loads(
+        ocibuild(
+            "copy",
+            "--json",
+            "--platform",
+            "linux/arm64",
+            base_in_registry.multi,
+            f"oci:{layout}:arm",
+        ).stdout
+    )
     assert one["digest"] == base_in_registry.platform_digests["linux/arm64"]
     rootfs = umoci_unpack(layout, "arm", tmp_path / "bundle")
     assert (rootfs / "bin" / "busybox").exists()
 
 
-def test_copy_to_an_authenticated_registry(basic_registry, base_in_registry, tmp_path,
-                                           monkeypatch, cache_dir):
+def test_copy_to_an_authenticated_registry(
+    basic_registry, base_in_registry, tmp_path, monkeypatch, cache_dir
+):
     config = tmp_path / "docker"
     config.mkdir()
     token = base64.b64encode(f"{basic_registry.username}:{basic_registry.password}".encode())
@@ -111,8 +130,13 @@ def test_copy_to_an_authenticated_registry(basic_registry, base_in_registry, tmp
     assert skopeo_inspect(f"docker://{dest}", creds=basic_registry.creds)["Digest"] == (
         base_in_registry.oci_digest
     )
-    denied = ocibuild("copy", base_in_registry.oci, dest, check=False,
-                      env={"DOCKER_CONFIG": str(tmp_path / "empty")})
+    denied = ocibuild(
+        "copy",
+        base_in_registry.oci,
+        dest,
+        check=False,
+        env={"DOCKER_CONFIG": str(tmp_path / "empty")},
+    )
     assert denied.returncode == 1
     assert len(denied.stderr.strip().splitlines()) == 1
     assert basic_registry.password not in denied.stderr
@@ -122,26 +146,41 @@ def test_inspect_registry_index_and_platform(base_in_registry):
     report = json.loads(ocibuild("inspect", "--json", base_in_registry.multi).stdout)
     assert report["digest"] == base_in_registry.multi_digest
     assert len(report["manifest"]["manifests"]) == 2
-    arm = json.loads(ocibuild("inspect", "--json", "--platform", "linux/arm64",
-                              base_in_registry.multi).stdout)
+    arm = json.loads(
+        ocibuild("inspect", "--json", "--platform", "linux/arm64", base_in_registry.multi).stdout
+    )
     assert arm["config"]["architecture"] == "arm64"
     assert arm["indexDigest"] == base_in_registry.multi_digest
     missing = ocibuild("inspect", f"{base_in_registry.host}/nothing/here:1", check=False)
     assert missing.returncode == 1 and "not found" in missing.stderr
 
 
-def test_failed_push_never_moves_the_tag(registry, base_in_registry, app, cache_dir,
-                                         make_fault_proxy):
+def test_failed_push_never_moves_the_tag(
+    registry, base_in_registry, app, cache_dir, make_fault_proxy
+):
     name = repo(registry, "guarded")
-    first = json.loads(ocibuild("append", "--json", "--base", base_in_registry.oci,
-                                "--to", f"{name}:1", f"{app}:/app").stdout)
+    first = json.loads(
+        ocibuild(
+            "append", "--json", "--base", base_in_registry.oci, "--to", f"{name}:1", f"{app}:/app"
+        ).stdout
+    )
     proxy = make_fault_proxy(registry.url)
-    proxy.add_fault(method="PUT", path_contains="/manifests/", action="status", status=500,
-                    times=None)
+    proxy.add_fault(
+        method="PUT", path_contains="/manifests/", action="status", status=500, times=None
+    )
     (app / "main.py").write_text("print('changed')\n")
     via_proxy = name.replace(registry.host, proxy.host)
-    failed = ocibuild("append", "--base", base_in_registry.oci, "--to", f"{via_proxy}:1",
-                      f"{app}:/app", "--retry-budget", "2", check=False)
+    failed = ocibuild(
+        "append",
+        "--base",
+        base_in_registry.oci,
+        "--to",
+        f"{via_proxy}:1",
+        f"{app}:/app",
+        "--retry-budget",
+        "2",
+        check=False,
+    )
     assert failed.returncode == 1
     assert "Traceback" not in failed.stderr and "500" in failed.stderr
     assert skopeo_inspect(f"docker://{name}:1")["Digest"] == first["digest"]
@@ -149,10 +188,17 @@ def test_failed_push_never_moves_the_tag(registry, base_in_registry, app, cache_
 
 def test_dropped_upload_is_retried_to_success(registry, app, cache_dir, make_fault_proxy):
     proxy = make_fault_proxy(registry.url)
-    proxy.add_fault(method="PATCH", path_contains="/blobs/uploads/", action="drop",
-                    after_bytes=1000, times=1)
-    proxy.add_fault(method="PUT", path_contains="/blobs/uploads/", action="status", status=503,
-                    retry_after=0, times=1)
+    proxy.add_fault(
+        method="PATCH", path_contains="/blobs/uploads/", action="drop", after_bytes=1000, times=1
+    )
+    proxy.add_fault(
+        method="PUT",
+        path_contains="/blobs/uploads/",
+        action="status",
+        status=503,
+        retry_after=0,
+        times=1,
+    )
     dest = f"{proxy.host}/flaky-{uuid.uuid4().hex[:8]}:1"
     report = json.loads(ocibuild("append", "--json", "--to", dest, f"{app}:/app").stdout)
     direct = dest.replace(proxy.host, registry.host)
@@ -162,7 +208,7 @@ def test_dropped_upload_is_retried_to_success(registry, app, cache_dir, make_fau
 
 _PUSH_CHILD = """
 import sys
-from ocibuild._cli import main
+from ocibuild.cli import main
 status = main(sys.argv[1:])
 # VmHWM, not getrusage: ru_maxrss survives exec and so counts the forking parent's pages.
 with open("/proc/self/status") as f:
@@ -184,7 +230,10 @@ def test_pushing_a_large_layer_keeps_memory_flat(registry, tmp_path):
     dest = repo(registry, "big") + ":1"
     done = subprocess.run(
         [sys.executable, "-c", _PUSH_CHILD, "append", "--json", "--to", dest, f"{data}:/w"],
-        capture_output=True, text=True, check=True, timeout=300,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     )
     peak_kib = int(done.stderr.strip().splitlines()[-1])
     assert peak_kib < 100 * 1024, f"peak RSS {peak_kib} KiB"

@@ -4,7 +4,8 @@ A file tree becomes a blob in one pass (walk -> tar -> diff_id -> compress -> di
 layer cache remembers the digests of trees that did not change.
 """
 
-from ._base import BlobStream, Layer, LayerDigests
+from .._public import publish
+from ..oci._layer import BlobStream, Layer, LayerDigests
 from ._cache import LayerCache, default_cache_dir
 from ._compress import Compression, decompress_stream, detect_compression
 from ._filetree import FileTreeLayer, LayerOptions
@@ -32,3 +33,5 @@ __all__ = [
     "tar_stream",
     "walk",
 ]
+
+publish(__name__, globals(), __all__)

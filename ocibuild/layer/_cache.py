@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import SourceError
 from ..oci._digest import Digest
-from ._base import LayerDigests
+from ..oci._layer import LayerDigests
 from ._compress import codec_id
 from ._tree import Entry
 

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .._errors import InvalidOptionError, SourceError
+from ..oci._layer import BlobStream, LayerDigests
 from ..oci._mediatypes import layer_media_type
-from ._base import BlobStream, LayerDigests
 from ._cache import LayerCache
 from ._compress import Compression, check_level
 from ._pipeline import build_blob, reporting

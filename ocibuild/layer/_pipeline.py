@@ -24,7 +24,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..oci._digest import Digest
-from ._base import BlobStream, LayerDigests
+from ..oci._layer import BlobStream, LayerDigests
 from ._compress import Compression, Compressor, new_compressor
 
 __all__ = ["build_blob", "prefetched", "reporting"]
@@ -162,9 +162,7 @@ class _BlobPipeline(BlobStream):
 class _Worker:
     """Runs the tar producer in a daemon thread, handing its items over a bounded queue."""
 
-    def __init__(
-        self, tar: Generator[bytes | _End, None, None], depth: int = _QUEUE_DEPTH
-    ) -> None:
+    def __init__(self, tar: Generator[bytes | _End, None, None], depth: int = _QUEUE_DEPTH) -> None:
         self._queue: queue.Queue[bytes | _End | _Failed] = queue.Queue(depth)
         self._stopping = threading.Event()
         self._thread = threading.Thread(

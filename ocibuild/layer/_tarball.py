@@ -9,8 +9,8 @@ from pathlib import Path
 
 from .._errors import TarballError
 from ..oci._digest import Digest
+from ..oci._layer import BlobStream, LayerDigests
 from ..oci._mediatypes import layer_media_type
-from ._base import BlobStream, LayerDigests
 from ._compress import Compression, check_level, decompress_stream, detect_compression
 from ._pipeline import build_blob, reporting
 

@@ -15,12 +15,7 @@ import zstandard
 
 from ocibuild._errors import TarballError
 from ocibuild.layer import Layer, TarballLayer
-from ocibuild.oci._mediatypes import (
-    DOCKER_LAYER_GZIP,
-    OCI_LAYER,
-    OCI_LAYER_GZIP,
-    OCI_LAYER_ZSTD,
-)
+from ocibuild.oci._mediatypes import DOCKER_LAYER_GZIP, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ from ocibuild.oci import (
     Platform,
     parse_manifest_or_index,
 )
-from ocibuild.oci import (
-    media_types as mt,
-)
+from ocibuild.oci import media_types as mt
 
 EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 

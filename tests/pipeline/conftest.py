@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild._image import Image
-from ocibuild._write import write
+from ocibuild.image._image import Image
+from ocibuild.image._write import write
 from tests.support import BaseImage, Registry
 
 PLUGIN_SRC = Path(__file__).resolve().parents[1] / "plugins" / "ocibuild-testplugin"

@@ -9,7 +9,7 @@ import pytest
 import ocibuild
 from ocibuild import DeployError, NoClusterError, PipelineError, PluginError
 from ocibuild.config import Config
-from ocibuild.deployers import Job, find_kube_config
+from ocibuild.pipeline.deployers import Job, find_kube_config
 from tests.pipeline.conftest import PythonBases
 
 

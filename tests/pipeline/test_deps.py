@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from ocibuild import DependencyError
-from ocibuild._deps import (
+from ocibuild.oci import Platform
+from ocibuild.pipeline._requirements import Requirements
+from ocibuild.pipeline.builders import AppendBuilder, BuildResult
+from ocibuild.pipeline.builders._deps import (
     PythonTarget,
-    Requirements,
     cache_key,
     pip_platform_tags,
     python_version_from_env,
 )
-from ocibuild.builders import AppendBuilder, BuildResult
-from ocibuild.oci import Platform
 from ocibuild.preprocessors import PythonPreprocessor
 from tests.pipeline._support import child_env, ocibuild_cli, unpack
 from tests.pipeline.conftest import PythonBases

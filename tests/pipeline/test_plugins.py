@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from ocibuild import PluginError
-from ocibuild.deployers import Job, resolve_pod_spec_mutators
+from ocibuild import PipelineError, PluginError
 from ocibuild.hookspecs import hookimpl
-from ocibuild.plugins import BUILTIN_PLUGIN, Plugins, get_plugins, reset_plugins
+from ocibuild.pipeline._plugins import BUILTIN_PLUGIN, resolve_pod_spec_mutators
+from ocibuild.pipeline._run import create
+from ocibuild.pipeline.deployers import Job
+from ocibuild.plugins import Plugins, get_plugins, reset_plugins
 from tests.pipeline._support import child_env, ocibuild_cli, unpack
 from tests.pipeline.conftest import PythonBases, pip_install_target, plugin_copy
 from tests.support import Registry
@@ -279,8 +281,12 @@ def test_pod_spec_mutators_by_name() -> None:
             "containers": [{"image": "x", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
             "nodeSelector": {"pool": "a"},
         }
+        job = create("deployer", "job", {"pod_spec_mutators": ["gpus", direct]})
+        assert [callable(m) for m in job.pod_spec_mutators] == [True, True]
         with pytest.raises(PluginError, match="no pod spec mutator named 'tpus'"):
-            Job(pod_spec_mutators=["tpus"]).deploy({"containers": [{"image": "x"}]}, None)
+            create("deployer", "job", {"pod_spec_mutators": ["tpus"]})
+        with pytest.raises(PipelineError, match="'tpus' is not callable"):
+            Job(pod_spec_mutators=["tpus"])  # type: ignore[list-item]
     finally:
         reset_plugins()
 

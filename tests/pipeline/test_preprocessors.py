@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from ocibuild import PipelineError
-from ocibuild._runtime.function import check_python_version
-from ocibuild._runtime.notebook import MAGIC_REPLACEMENT
-from ocibuild.builders import AppendBuilder
+from ocibuild.pipeline._runtime.function import check_python_version
+from ocibuild.pipeline._runtime.notebook import MAGIC_REPLACEMENT
+from ocibuild.pipeline.builders import AppendBuilder
 from ocibuild.preprocessors import (
     FullNotebookPreprocessor,
     FunctionPreprocessor,
@@ -162,7 +162,7 @@ def test_full_notebook_stops_at_the_first_error(tmp_path: Path) -> None:
     source, output = tmp_path / "fail.ipynb", tmp_path / "out.ipynb"
     source.write_text(json.dumps(failing))
     proc = subprocess.run(
-        [sys.executable, "-m", "ocibuild._runtime.notebook", str(source), str(output)],
+        [sys.executable, "-m", "ocibuild.pipeline._runtime.notebook", str(source), str(output)],
         capture_output=True,
         text=True,
         check=False,

@@ -38,7 +38,7 @@ else:
 """
 
 NO_CLUSTER = re.compile(
-    r"^ocibuild\._errors\.NoClusterError: no Kubernetes configuration or cluster was found "
+    r"^ocibuild\.NoClusterError: no Kubernetes configuration or cluster was found "
     r"\(looked at .*\); the image was pushed as (\S+)$"
 )
 

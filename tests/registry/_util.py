@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ocibuild._blobs import BytesStream
-from ocibuild.layer._base import BlobStream, LayerDigests
 from ocibuild.oci import Descriptor, Digest, Manifest
 from ocibuild.oci import media_types as mt
+from ocibuild.oci._blobs import BytesStream
+from ocibuild.oci._layer import BlobStream, LayerDigests
 from ocibuild.registry import RegistrySink
 
 

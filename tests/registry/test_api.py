@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ocibuild.registry
-from ocibuild._transport import ImageSink, ImageSource
 from ocibuild.oci import Reference
 from ocibuild.registry import RegistryOptions, RegistrySink, RegistrySource
+from ocibuild.transports._base import ImageSink, ImageSource
 
 
 def test_public_names() -> None:

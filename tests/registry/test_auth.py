@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from ocibuild._errors import AuthenticationError
-from ocibuild.layer._base import BlobStream
 from ocibuild.oci import Reference
+from ocibuild.oci._layer import BlobStream
 from ocibuild.registry import RegistryClient, RegistryOptions, RegistrySink, RegistrySource
 from tests.support import Registry, skopeo_inspect
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from ocibuild.registry._challenge import Challenge, covers, merge_scopes, parse_challenges
+from ocibuild.transports.registry._challenge import (
+    Challenge,
+    covers,
+    merge_scopes,
+    parse_challenges,
+)
 
 
 def test_bearer_challenge_with_quoted_commas() -> None:

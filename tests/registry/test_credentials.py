@@ -10,7 +10,7 @@ import pytest
 
 from ocibuild._errors import CredentialError
 from ocibuild.registry import RegistryOptions, find_credential
-from ocibuild.registry._credentials import ANONYMOUS
+from ocibuild.transports.registry._credentials import ANONYMOUS
 
 from ._util import path_with, write_credential_helper
 

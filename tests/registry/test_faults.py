@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from ocibuild._errors import NotFoundError, RegistryError, RetryBudgetExceededError
-from ocibuild.layer._base import BlobStream
 from ocibuild.oci import Reference
+from ocibuild.oci._layer import BlobStream
 from ocibuild.registry import RegistryClient, RegistryOptions, RegistrySink
 from tests.support import FaultProxy, Registry, skopeo_inspect
 

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ocibuild._blobs import VerifyingStream
 from ocibuild._errors import DigestMismatchError, NotFoundError
 from ocibuild.oci import Descriptor, Digest, Index, Manifest, Platform, Reference
 from ocibuild.oci import media_types as mt
+from ocibuild.oci._blobs import VerifyingStream
 from ocibuild.registry import RegistryClient, RegistrySource
 from tests.support import BaseInRegistry, Registry, skopeo_inspect
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild._blobs import BytesStream
 from ocibuild._errors import DigestMismatchError
 from ocibuild.oci import Descriptor, Index, Platform, Reference
 from ocibuild.oci import media_types as mt
+from ocibuild.oci._blobs import BytesStream
 from ocibuild.registry import RegistryOptions, RegistrySink
 from tests.support import LoggedRequest, Registry, skopeo_copy, skopeo_inspect
 

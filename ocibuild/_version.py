@@ -1,0 +1,3 @@
+"""The version of ocibuild (one place; the package metadata agrees, a test checks)."""
+
+__version__ = "0.1.0"

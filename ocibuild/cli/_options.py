@@ -1,0 +1,229 @@
+"""The options the CLI's commands share, and turning them into ocibuild values."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "UsageError",
+    "add_image_options",
+    "add_registry_options",
+    "config_changes",
+    "finish",
+    "layer_options",
+    "parse_command",
+    "parse_pairs",
+    "progress_for",
+    "registry_options",
+]
+
+
+class UsageError(Exception):
+    """A bad option value found after argparse (exit status 2)."""
+
+
+def add_registry_options(parser: argparse.ArgumentParser) -> None:
+    """Options that say how to reach registries."""
+    group = parser.add_argument_group("registry access")
+    group.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="allow plain HTTP / unverified TLS for HOST[:PORT] (repeatable); "
+        "loopback registries need no flag",
+    )
+    group.add_argument("--ca-file", metavar="PEM", help="extra CA bundle to trust")
+    group.add_argument("--username", "-u", help="registry user name (with --password-stdin)")
+    group.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the registry password or token from stdin",
+    )
+    group.add_argument(
+        "--authfile", metavar="FILE", help="docker/containers auth JSON to read credentials from"
+    )
+    group.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="blobs transferred at once (default 4)",
+    )
+    group.add_argument(
+        "--retry-budget",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to keep retrying connection errors, 429 and 5xx (default 120)",
+    )
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``append``, ``build`` and ``run``: base, layer format and config."""
+    parser.add_argument(
+        "--base",
+        "-b",
+        default="scratch",
+        metavar="REF",
+        help="base image: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF] or "
+        "scratch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]|all",
+        help="platform to pick from a multi-platform base, or 'all'",
+    )
+    layer = parser.add_argument_group("layer")
+    layer.add_argument("--compression", choices=("gzip", "zstd", "none"), default="gzip")
+    layer.add_argument("--level", type=int, metavar="N", help="compression level")
+    layer.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help=".dockerignore-style pattern to leave out (repeatable)",
+    )
+    layer.add_argument(
+        "--ignore-file",
+        metavar="FILE",
+        help="file of exclude patterns (a directory's own .ocibuildignore or "
+        ".dockerignore applies without this)",
+    )
+    layer.add_argument(
+        "--mtime",
+        metavar="EPOCH|keep",
+        help="file times in the layer: seconds since 1970 (default "
+        "SOURCE_DATE_EPOCH or 0) or 'keep' for the real times",
+    )
+    layer.add_argument("--no-cache", action="store_true", help="do not use the layer cache")
+    config = parser.add_argument_group("image config")
+    config.add_argument("--entrypoint", metavar="CMD", help="JSON array or shell words")
+    config.add_argument("--cmd", metavar="CMD", help="JSON array or shell words")
+    config.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
+    config.add_argument("--workdir", metavar="DIR")
+    config.add_argument("--user", metavar="USER[:GROUP]")
+    config.add_argument("--label", "-l", action="append", default=[], metavar="K=V")
+    config.add_argument("--annotation", "-a", action="append", default=[], metavar="K=V")
+    config.add_argument(
+        "--json", action="store_true", help="print the result as JSON on stdout, and no progress"
+    )
+
+
+def parse_pairs(values: Sequence[str], what: str) -> dict[str, str]:
+    """``["K=V", ...]`` -> dict; a value without ``=`` is a usage error."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--{what} expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def parse_command(value: str | None, what: str) -> list[str] | None:
+    """A JSON array (``["python", "-m", "app"]``) or shell words (``python -m app``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError as err:
+            raise UsageError(f"--{what} is not a valid JSON array: {err}") from err
+        if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+            raise UsageError(f"--{what} must be a JSON array of strings")
+        return parsed
+    try:
+        return shlex.split(text)
+    except ValueError as err:
+        raise UsageError(f"--{what}: {err}") from err
+
+
+def registry_options(args: argparse.Namespace, *specs: str) -> Any:
+    """:class:`RegistryOptions` from the registry access options; ``None`` when none of
+    ``specs`` names a registry (so offline work never imports the HTTP stack)."""
+    from ..transports._location import Location
+
+    password = None
+    if getattr(args, "password_stdin", False):
+        if getattr(args, "username", None) is None:
+            raise UsageError("--password-stdin needs --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif getattr(args, "username", None):
+        raise UsageError(
+            "--username needs --password-stdin (passwords are never taken as arguments)"
+        )
+    if getattr(args, "concurrency", 4) < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if specs and all(Location.parse(spec).kind != "registry" for spec in specs):
+        return None
+    from ..transports.registry import RegistryOptions
+
+    return RegistryOptions(
+        insecure=frozenset(getattr(args, "insecure_registry", ()) or ()),
+        ca_file=getattr(args, "ca_file", None),
+        username=getattr(args, "username", None),
+        password=password,
+        auth_file=getattr(args, "authfile", None),
+        concurrency=getattr(args, "concurrency", 4),
+        retry_budget=getattr(args, "retry_budget", 120.0),
+    )
+
+
+def layer_options(args: argparse.Namespace) -> Any:
+    """:class:`LayerOptions` from the layer options."""
+    from ..layer import LayerOptions
+
+    kwargs: dict[str, Any] = {
+        "compression": args.compression,
+        "level": args.level,
+        "excludes": tuple(args.exclude),
+        "ignore_file": args.ignore_file,
+    }
+    if args.mtime is not None:
+        if args.mtime == "keep":
+            kwargs["mtime"] = None
+        elif args.mtime.isdigit():
+            kwargs["mtime"] = int(args.mtime)
+        else:
+            raise UsageError(f"--mtime expects seconds since 1970 or 'keep', got {args.mtime!r}")
+    return LayerOptions(**kwargs)
+
+
+def config_changes(args: argparse.Namespace) -> Any:
+    """:class:`ContainerConfig` from the image config options."""
+    from ..oci import ContainerConfig
+
+    return ContainerConfig(
+        entrypoint=parse_command(args.entrypoint, "entrypoint"),
+        cmd=parse_command(args.cmd, "cmd"),
+        env=parse_pairs(args.env, "env") or None,
+        working_dir=args.workdir,
+        user=args.user,
+        labels=parse_pairs(args.label, "label") or None,
+    )
+
+
+def progress_for(args: argparse.Namespace, verb: str) -> Any:
+    """A terminal progress line when stderr is a terminal and ``--json`` is off."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+    from ._progress import TerminalProgress
+
+    return TerminalProgress(verb=verb)
+
+
+def finish(args: argparse.Namespace, result: Any, progress: Any) -> None:
+    """Print a write result: JSON, or the pinned reference like ``crane``."""
+    if progress is not None:
+        progress.close()
+    if getattr(args, "json", False):
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.reference)

@@ -1,0 +1,298 @@
+"""Images as immutable values (a config, layers base first, manifest annotations), and reading
+them from any transport.
+
+Every change returns a new :class:`Image`. Appended layers may not know their digests yet:
+their ``diff_ids`` and history reach the config when the image is written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from .._errors import ManifestError
+from ..oci import (
+    ContainerConfig,
+    Descriptor,
+    Digest,
+    HistoryEntry,
+    ImageConfig,
+    Index,
+    Manifest,
+    Platform,
+)
+from ..oci import media_types as mt
+from ..oci._blobs import VerifyingStream
+from ..oci._descriptor import freeze_map
+from ..oci._layer import BlobStream, Layer, LayerDigests
+from ..oci._manifest import parse_manifest_or_index
+from ..transports import Location, mount_origin, open_source
+from ..transports._base import ImageSource
+
+__all__ = [
+    "BASE_DIGEST",
+    "BASE_NAME",
+    "Image",
+    "Loaded",
+    "SourceLayer",
+    "build_time",
+    "checked_diff_ids",
+    "load",
+    "load_image",
+]
+
+BASE_NAME = "org.opencontainers.image.base.name"
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+DEFAULT_PLATFORM = Platform("linux", "amd64")
+
+
+def build_time(epoch: int | None = None) -> str:
+    """RFC 3339 time for ``created`` fields: ``SOURCE_DATE_EPOCH`` or 0 unless given."""
+    if epoch is None:
+        raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+        epoch = int(raw) if raw.isdigit() else 0
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image: ``config`` describes ``layers[:len(layers) - len(pending_history)]``; the
+    rest were appended and are described by ``pending_history`` until written."""
+
+    config: ImageConfig
+    layers: tuple[Layer, ...] = ()
+    media_type: str = mt.OCI_MANIFEST
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    pending_history: tuple[HistoryEntry, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "annotations", freeze_map(self.annotations))
+
+    # -- making ----------------------------------------------------------------------
+
+    @classmethod
+    def scratch(
+        cls, platform: Platform | str | None = None, *, created: str | None = None
+    ) -> Image:
+        """The empty image for ``platform`` (``linux/amd64`` by default)."""
+        if isinstance(platform, str):
+            platform = Platform.parse(platform)
+        config = ImageConfig.empty(platform or DEFAULT_PLATFORM, created or build_time())
+        return cls(config)
+
+    @classmethod
+    def load(
+        cls,
+        spec: str,
+        *,
+        platform: Platform | str | None = None,
+        registry_options: Any = None,
+    ) -> Image:
+        """Read an image from any transport spelling (``oci:DIR:TAG``, ``REGISTRY/REPO:TAG``, ...).
+
+        An index is resolved to the entry for ``platform`` (``linux/amd64`` when not given).
+        """
+        return load_image(spec, platform=platform, registry_options=registry_options)
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def platform(self) -> Platform:
+        """The platform the config claims."""
+        return self.config.platform
+
+    @property
+    def base_layer_count(self) -> int:
+        """How many layers the config already lists."""
+        return len(self.layers) - len(self.pending_history)
+
+    # -- changing --------------------------------------------------------------------
+
+    def append(
+        self,
+        *layers: Layer,
+        created_by: str | None = None,
+        comment: str | None = None,
+        created: str | None = None,
+    ) -> Image:
+        """A new image with ``layers`` on top, each with a history entry."""
+        when = created or self.config.raw.get("created") or build_time()
+        history = tuple(
+            HistoryEntry(
+                created=when,
+                created_by=created_by or f"ocibuild: {layer.description}",
+                comment=comment,
+            )
+            for layer in layers
+        )
+        return replace(
+            self,
+            layers=self.layers + tuple(layers),
+            pending_history=self.pending_history + history,
+        )
+
+    def with_config(self, changes: ContainerConfig | None = None, **fields: Any) -> Image:
+        """A new image whose container config has ``changes`` (or keyword fields) applied.
+
+        Keywords are those of :class:`~ocibuild.oci.ContainerConfig`: ``entrypoint``, ``cmd``,
+        ``env``, ``working_dir``, ``user``, ``labels``, ``exposed_ports``, ``volumes``,
+        ``stop_signal``.
+        """
+        if changes is None:
+            changes = ContainerConfig(**fields)
+        elif fields:
+            changes = replace(changes, **fields)
+        return replace(self, config=self.config.with_container(changes))
+
+    def with_annotations(self, annotations: Mapping[str, str]) -> Image:
+        """A new image whose manifest carries ``annotations`` (merged over existing ones)."""
+        return replace(self, annotations={**self.annotations, **annotations})
+
+    def with_created(self, created: str) -> Image:
+        """A new image whose config has another ``created`` time."""
+        return replace(self, config=self.config.with_created(created))
+
+    def with_media_type(self, media_type: str) -> Image:
+        """A new image that will be written with another manifest media type (OCI or Docker)."""
+        if not mt.is_manifest(media_type):
+            raise ManifestError(f"{media_type!r} is not an image manifest media type")
+        return replace(self, media_type=media_type)
+
+    def with_platform(self, platform: Platform) -> Image:
+        """A new image whose config claims ``platform`` (used for scratch-based images)."""
+        return replace(self, config=self.config.with_platform(platform))
+
+
+class SourceLayer:
+    """A layer that already exists in a source (registry, layout, archive): digests are known."""
+
+    def __init__(
+        self,
+        source: ImageSource,
+        descriptor: Descriptor,
+        diff_id: Digest,
+        *,
+        mount_from: tuple[str, str] | None = None,
+    ) -> None:
+        self.source = source
+        self.descriptor = descriptor
+        self.diff_id = diff_id
+        self.mount_from = mount_from
+
+    @property
+    def media_type(self) -> str:
+        return self.descriptor.media_type
+
+    @property
+    def description(self) -> str:
+        return f"layer {self.descriptor.digest.encoded[:12]} of {self.source.name}"
+
+    def known(self) -> LayerDigests:
+        d = self.descriptor
+        return LayerDigests(d.media_type, d.digest, self.diff_id, d.size)
+
+    def compressed(self) -> BlobStream:
+        return VerifyingStream(
+            self.source.open_blob(self.descriptor),
+            self.descriptor,
+            diff_id=self.diff_id,
+            source=self.source.name,
+        )
+
+    def uncompressed(self) -> Iterator[bytes]:
+        from ..layer._compress import decompress_stream
+
+        kind = mt.compression_of(self.descriptor.media_type)
+        return decompress_stream(self.compressed(), kind)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a location holds: one image, or an index with an image per platform."""
+
+    images: tuple[Image, ...]
+    index: Index | None
+    digest: Digest | None
+    source: ImageSource | None
+
+    @property
+    def is_index(self) -> bool:
+        return self.index is not None
+
+
+def load(
+    spec: str | Location,
+    *,
+    platform: Platform | str | None = None,
+    all_platforms: bool = False,
+    registry_options: Any = None,
+) -> Loaded:
+    """Read what ``spec`` names; an index is resolved to ``platform`` unless ``all_platforms``."""
+    location = spec if isinstance(spec, Location) else Location.parse(spec)
+    if isinstance(platform, str):
+        platform = Platform.parse(platform)
+    if location.kind == "scratch":
+        return Loaded((Image.scratch(platform),), None, None, None)
+
+    source = open_source(location, registry_options)
+    data, media_type = source.get_manifest()
+    top_digest = Digest.of(data)
+    parsed = parse_manifest_or_index(data, media_type)
+    base_name = str(location)
+    if isinstance(parsed, Manifest):
+        image = _image_from_manifest(source, parsed, base_name, top_digest)
+        if platform is not None and not all_platforms and not image.platform.matches(platform):
+            raise ManifestError(
+                f"{base_name} is a single {image.platform} image, not {platform}; "
+                "drop --platform or pick a matching base"
+            )
+        return Loaded((image,), None, top_digest, source)
+
+    index = parsed
+    if all_platforms:
+        entries = index.images
+    else:
+        entries = (index.select(platform or Platform("linux", "amd64")),)
+    images = []
+    for desc in entries:
+        child = Manifest.from_json(source.get_child_manifest(desc), desc.media_type)
+        images.append(_image_from_manifest(source, child, base_name, desc.digest))
+    return Loaded(tuple(images), index, top_digest, source)
+
+
+def load_image(
+    spec: str, *, platform: Platform | str | None = None, registry_options: Any = None
+) -> Image:
+    """Read one image (an index resolved to ``platform``, ``linux/amd64`` by default)."""
+    return load(spec, platform=platform, registry_options=registry_options).images[0]
+
+
+def _image_from_manifest(
+    source: ImageSource, manifest: Manifest, base_name: str, digest: Digest
+) -> Image:
+    config = ImageConfig.from_json(source.get_blob(manifest.config))
+    diff_ids = checked_diff_ids(config, manifest, source)
+    mount_from = mount_origin(source)
+    layers = tuple(
+        SourceLayer(source, desc, diff_id, mount_from=mount_from)
+        for desc, diff_id in zip(manifest.layers, diff_ids, strict=True)
+    )
+    annotations = {BASE_NAME: base_name, BASE_DIGEST: str(digest)}
+    media_type = mt.DOCKER_MANIFEST if manifest.is_docker else mt.OCI_MANIFEST
+    return Image(config, layers, media_type=media_type, annotations=annotations)
+
+
+def checked_diff_ids(
+    config: ImageConfig, manifest: Manifest, source: ImageSource
+) -> tuple[Digest, ...]:
+    """The config's diff_ids, one per manifest layer, or a :class:`ManifestError`."""
+    diff_ids = config.diff_ids
+    if len(diff_ids) != len(manifest.layers):
+        raise ManifestError(
+            f"{source.name}: the config lists {len(diff_ids)} layers but the manifest has "
+            f"{len(manifest.layers)}; the image is inconsistent"
+        )
+    return diff_ids

@@ -1,0 +1,325 @@
+"""Writing images to any transport: layers first (concurrently), then config, then manifest.
+
+Each layer goes through named steps: already there? -> mount -> stream it. Only when every
+blob is in place is the manifest written, and only :meth:`ImageSink.commit` makes a tag point
+at it, so a failed write never leaves a tag on a broken image.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import RegistryError
+from ..layer._pipeline import prefetched
+from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest
+from ..oci import media_types as mt
+from ..oci._blobs import BytesStream
+from ..oci._layer import BlobStream, Layer, LayerDigests
+from ..transports import Location, mount_origin, open_sink
+from ..transports._base import (
+    BlobOutcome,
+    BlobResult,
+    ImageSink,
+    ImageSource,
+    NullProgress,
+    Progress,
+)
+from ._image import Image, SourceLayer, checked_diff_ids
+
+__all__ = ["BlobWriter", "WriteResult", "tag_of", "write"]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write produced: the pinned reference, the manifest digest, and every blob's fate."""
+
+    reference: str
+    digest: Digest
+    media_type: str
+    size: int
+    blobs: tuple[BlobResult, ...]
+    platforms: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``--json`` prints)."""
+        return {
+            "reference": self.reference,
+            "digest": str(self.digest),
+            "mediaType": self.media_type,
+            "size": self.size,
+            "platforms": list(self.platforms),
+            "blobs": [
+                {
+                    "kind": "config" if b.label.startswith("config") else "layer",
+                    "description": b.label,
+                    "digest": str(b.descriptor.digest),
+                    "diffID": b.diff_id,
+                    "size": b.descriptor.size,
+                    "mediaType": b.descriptor.media_type,
+                    "outcome": b.outcome,
+                    "bytesSent": b.bytes_sent,
+                }
+                for b in self.blobs
+            ],
+        }
+
+
+def write(
+    images: Image | Sequence[Image],
+    dest: str | Location | ImageSink,
+    *,
+    registry_options: Any = None,
+    progress: Progress | None = None,
+    as_index: bool | None = None,
+) -> WriteResult:
+    """Write one image, or several as an index (one per platform), to ``dest``.
+
+    ``dest`` is a transport spelling (``oci:DIR:TAG``, ``REGISTRY/REPO:TAG``,
+    ``docker-archive:FILE:REF``) or an open sink. Nothing is tagged unless all of it worked.
+    """
+    if isinstance(images, Image):
+        images = (images,)
+    if as_index is None:
+        as_index = len(images) > 1
+    location: Location | None
+    if isinstance(dest, (str, Location)):
+        location = dest if isinstance(dest, Location) else Location.parse(dest)
+        sink = open_sink(location, registry_options)
+    else:
+        sink, location = dest, None
+    tag = tag_of(location)
+    writer = BlobWriter(sink, progress)
+
+    def body() -> Descriptor:
+        if not as_index:
+            return writer.image(images[0], tag=tag)
+        children = [writer.image(image, tag=None) for image in images]
+        index = Index(tuple(children), media_type=_index_type(children))
+        return sink.put_manifest(index.to_json(), index.media_type, tag=tag)
+
+    name = str(location) if location is not None else sink.name
+    return writer.transact(body, name, [str(image.platform) for image in images])
+
+
+class BlobWriter:
+    """Writes the blobs of one or more images through one sink, each layer object once."""
+
+    def __init__(self, sink: ImageSink, progress: Progress | None) -> None:
+        self.sink = sink
+        self.progress: Progress = progress or NullProgress()
+        self.pool = ThreadPoolExecutor(max_workers=max(1, sink.concurrency))
+        self.futures: dict[int, Future[BlobResult]] = {}
+        self.results: list[BlobResult] = []
+        self.lock = threading.Lock()
+        self.cancelled = threading.Event()
+
+    def image(self, image: Image, *, tag: str | None) -> Descriptor:
+        docker = _docker_family(image)
+        futures = [
+            self._layer_future(layer, _family_media_type(layer.media_type, docker))
+            for layer in image.layers
+        ]
+        layer_results = [f.result() for f in futures]
+        for result in layer_results:
+            self._record(result)
+
+        appended = layer_results[image.base_layer_count :]
+        diff_ids = [Digest.parse(r.diff_id or "") for r in appended]
+        config = image.config.with_layers(diff_ids, image.pending_history)
+        config_type = mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG
+        config_data = config.to_json()
+        config_desc = BytesStream(config_data, config_type).descriptor
+        self._put_config(config_data, config_desc, str(image.platform))
+
+        manifest = Manifest(
+            config=config_desc,
+            layers=tuple(r.descriptor for r in layer_results),
+            media_type=mt.DOCKER_MANIFEST if docker else mt.OCI_MANIFEST,
+            annotations={} if docker else dict(image.annotations),
+        )
+        data = manifest.to_json()
+        desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=image.platform)
+        return Descriptor(manifest.media_type, desc.digest, desc.size, platform=image.platform)
+
+    def transact(
+        self, body: Callable[[], Descriptor], name: str, platforms: list[str]
+    ) -> WriteResult:
+        """Run ``body`` (which writes blobs and manifests), then commit; on any failure abort,
+        so nothing half-written becomes visible. ``platforms`` may be filled in by ``body``."""
+        try:
+            top = body()
+            self.sink.commit()
+        except BaseException:
+            self.cancel()
+            self.sink.abort()
+            raise
+        finally:
+            self.shutdown()
+        return WriteResult(
+            reference=f"{pinnable(name)}@{top.digest}",
+            digest=top.digest,
+            media_type=top.media_type,
+            size=top.size,
+            blobs=tuple(self.results),
+            platforms=tuple(platforms),
+        )
+
+    def raw_image(
+        self, source: ImageSource, manifest: Manifest, data: bytes, *, tag: str | None
+    ) -> Descriptor:
+        """Copy a manifest's blobs and then its exact bytes, so the digest is preserved."""
+        config_data = source.get_blob(manifest.config)
+        config = ImageConfig.from_json(config_data)
+        mount_from = mount_origin(source)
+        futures = [
+            self._layer_future(
+                SourceLayer(source, desc, diff_id, mount_from=mount_from), desc.media_type
+            )
+            for desc, diff_id in zip(
+                manifest.layers, checked_diff_ids(config, manifest, source), strict=True
+            )
+        ]
+        for future in futures:
+            self._record(future.result())
+        self._put_config(config_data, manifest.config, str(config.platform))
+        platform = config.platform
+        desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=platform)
+        return Descriptor(manifest.media_type, desc.digest, desc.size, platform=platform)
+
+    def _put_config(self, data: bytes, desc: Descriptor, platform: str) -> None:
+        stream = BytesStream(data, desc.media_type)
+        outcome: BlobOutcome = "exists"
+        if not self.sink.has_blob(desc):
+            outcome = self.sink.put_blob(stream, desc)
+        sent = desc.size if outcome in ("uploaded", "written") else 0
+        self._record(BlobResult(desc, outcome, None, f"config of {platform}", sent))
+
+    def _layer_future(self, layer: Layer, media_type: str) -> Future[BlobResult]:
+        with self.lock:
+            key = id(layer)
+            if key not in self.futures:
+                self.futures[key] = self.pool.submit(self._write_layer, layer, media_type)
+            return self.futures[key]
+
+    def _write_layer(self, layer: Layer, media_type: str) -> BlobResult:
+        known = layer.known()
+        label = layer.description
+        desc = _descriptor(known, media_type) if known else None
+        if desc is not None and known is not None:
+            if self.sink.has_blob(desc):
+                return BlobResult(desc, "exists", str(known.diff_id), label)
+            if self.sink.try_mount(layer, desc):
+                return BlobResult(desc, "mounted", str(known.diff_id), label)
+        key = f"{id(layer):x}"
+        self.progress.blob_started(key, label, desc.size if desc else None)
+        try:
+            outcome, stream = self._stream_layer(layer, desc, key)
+        except BaseException:
+            self.progress.blob_finished(key, "failed")
+            raise
+        self.progress.blob_finished(key, outcome)
+        digests = stream.result
+        final = _descriptor(digests, media_type)
+        sent = stream.count if outcome in ("uploaded", "written") else 0
+        return BlobResult(final, outcome, str(digests.diff_id), label, sent)
+
+    def _stream_layer(
+        self, layer: Layer, desc: Descriptor | None, key: str
+    ) -> tuple[BlobOutcome, _Counting]:
+        """Stream the layer into the sink; start over once if the registry lost the session.
+
+        Docker Distribution cancels an upload session when a PATCH breaks mid-body, so bytes
+        it already took cannot be resumed: the only way on is a fresh stream.
+        """
+        for attempt in (1, 2):
+            if self.cancelled.is_set():
+                raise RuntimeError("write cancelled")
+            # Read ahead in a thread, so building the layer overlaps with writing it.
+            stream = _Counting(prefetched(layer.compressed()), self.progress, key)
+            try:
+                return self.sink.put_blob(stream, desc), stream
+            except RegistryError as err:
+                lost = {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN"} & set(err.codes)
+                if attempt == 2 or not lost:
+                    raise
+            finally:
+                stream.close()
+        raise AssertionError("unreachable")
+
+    def _record(self, result: BlobResult) -> None:
+        """Keep ``result`` for the report, once per blob, in manifest order."""
+        with self.lock:
+            if all(r is not result for r in self.results):
+                self.results.append(result)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        for future in self.futures.values():
+            future.cancel()
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Counting(BlobStream):
+    """Forwards a stream's chunks, counting bytes and reporting progress."""
+
+    def __init__(self, inner: BlobStream, progress: Progress, key: str) -> None:
+        self.inner = inner
+        self.progress = progress
+        self.key = key
+        self.count = 0
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = next(self.inner)
+        except StopIteration:
+            self.digests = self.inner.digests
+            raise
+        self.count += len(chunk)
+        self.progress.blob_advanced(self.key, len(chunk))
+        return chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _descriptor(digests: LayerDigests, media_type: str) -> Descriptor:
+    return Descriptor(media_type, digests.digest, digests.size)
+
+
+def _docker_family(image: Image) -> bool:
+    """Docker schema 2 output only when the base was Docker and no layer needs OCI (zstd)."""
+    if not mt.is_docker(image.media_type):
+        return False
+    return all(mt.compression_of(layer.media_type) != "zstd" for layer in image.layers)
+
+
+def _family_media_type(media_type: str, docker: bool) -> str:
+    if media_type in (mt.DOCKER_FOREIGN_LAYER,) or "nondistributable" in media_type:
+        return media_type
+    return mt.layer_media_type(mt.compression_of(media_type), docker=docker)
+
+
+def _index_type(children: Sequence[Descriptor]) -> str:
+    if children and all(mt.is_docker(c.media_type) for c in children):
+        return mt.DOCKER_MANIFEST_LIST
+    return mt.OCI_INDEX
+
+
+def tag_of(location: Location | None) -> str | None:
+    if location is None:
+        return None
+    if location.kind == "registry" and location.reference is not None:
+        ref = location.reference
+        return ref.tag if ref.digest is None else (ref.tag or None)
+    return location.tag
+
+
+def pinnable(name: str) -> str:
+    """A name to put ``@digest`` after: drop a trailing ``@digest`` already in it."""
+    return name.split("@", 1)[0]

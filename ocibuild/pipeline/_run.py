@@ -1,0 +1,179 @@
+"""The pipeline, preprocessor -> builder -> deployer, and ``ocibuild.run(target, ...)``.
+
+``run`` is the short form for new code: the target says which preprocessor fits (a callable:
+``function``; a ``.ipynb``: ``notebook``; a file or directory: ``python``), and each keyword
+option goes to every component whose factory names it as a parameter (``env`` reaches both a
+preprocessor and the ``local`` deployer). ``preprocessor_options``, ``builder_options`` and
+``deployer_options`` address one component exactly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._errors import PipelineError
+from .builders._base import BuildResult
+
+__all__ = [
+    "RunResult",
+    "build_image",
+    "create",
+    "deploy_image",
+    "run",
+    "run_pipeline",
+    "target_options",
+]
+
+_log = logging.getLogger("ocibuild")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a pipeline run made: the image pinned by digest, and the deployer's handle.
+
+    Iterating gives ``(preprocessor, builder, deployer)``, the tuple Fairing's ``run()`` returned.
+    """
+
+    image: str
+    preprocessor: Any
+    builder: Any
+    deployer: Any
+    handle: Any
+    build: BuildResult
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.preprocessor, self.builder, self.deployer))
+
+
+def create(kind: str, name: str, options: Mapping[str, Any]) -> Any:
+    """A component from its plugin factory; options it does not take are one clear error."""
+    from ._plugins import lookup, resolve_pod_spec_mutators
+
+    factory = lookup(kind, name)
+    if kind == "deployer" and "pod_spec_mutators" in options:
+        # Names become callables here, so deployers need no plugin lookups of their own.
+        mutators = resolve_pod_spec_mutators(options["pod_spec_mutators"])
+        options = {**options, "pod_spec_mutators": mutators}
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as err:
+        raise PipelineError(f"{kind} {name!r}: {err}") from err
+    except ValueError:  # no signature to check (a builtin); let the call decide
+        pass
+    return factory(**options)
+
+
+def build_image(builder: Any) -> BuildResult:
+    """Run the builder, then the after_build and after_push hooks."""
+    from ._plugins import get_plugins
+
+    result = builder.build()
+    if not isinstance(result, BuildResult):
+        raise PipelineError(
+            f"builder {type(builder).__name__}.build() returned {type(result).__name__}, "
+            "expected a BuildResult"
+        )
+    hook = get_plugins().hook
+    hook.ocibuild_after_build(context=result.context, image_ref=result.image)
+    if result.pushed:
+        hook.ocibuild_after_push(reference=result.image)
+    _log.info("built %s", result.image)
+    return result
+
+
+def deploy_image(deployer: Any, builder: Any, result: BuildResult) -> Any:
+    """The before_deploy hook, then ``deployer.deploy(pod spec, context)``; its handle."""
+    from ._plugins import get_plugins
+
+    pod_spec = builder.generate_pod_spec(result.image)
+    get_plugins().hook.ocibuild_before_deploy(deployer=deployer, image_ref=result.image)
+    return deployer.deploy(pod_spec, result.context)
+
+
+def run_pipeline(preprocessor: Any, builder: Any, deployer: Any) -> RunResult:
+    """Build with ``builder`` (which holds ``preprocessor``) and deploy with ``deployer``."""
+    result = build_image(builder)
+    handle = deploy_image(deployer, builder, result)
+    return RunResult(result.image, preprocessor, builder, deployer, handle, result)
+
+
+def target_options(target: Any, preprocessor: str | None) -> tuple[str, dict[str, Any]]:
+    """The preprocessor a target implies, and the options that carry the target."""
+    if callable(target) and not isinstance(target, (str, os.PathLike)):
+        return preprocessor or "function", {"function_obj": target}
+    path = Path(target)
+    if path.suffix == ".ipynb":
+        return preprocessor or "notebook", {"notebook_file": path}
+    if path.is_dir():
+        return preprocessor or "python", {"input_files": [path]}
+    return preprocessor or "python", {"executable": path}
+
+
+def _route(
+    options: Mapping[str, Any], factories: Mapping[str, Callable[..., Any]]
+) -> dict[str, dict[str, Any]]:
+    """Give each option to every component whose factory has a parameter of that name."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params: dict[str, set[str]] = {}
+    for role, factory in factories.items():
+        try:
+            signature = inspect.signature(factory)
+        except ValueError:  # no signature to read: explicit *_options only
+            params[role] = set()
+            continue
+        params[role] = {n for n, p in signature.parameters.items() if p.kind in named}
+    routed: dict[str, dict[str, Any]] = {role: {} for role in factories}
+    for key, value in options.items():
+        takers = [role for role in factories if key in params[role]]
+        if not takers:
+            raise PipelineError(
+                f"unknown option {key!r}: none of the {', '.join(factories)} takes it; "
+                "use preprocessor_options=, builder_options= or deployer_options="
+            )
+        for role in takers:
+            routed[role][key] = value
+    return routed
+
+
+def run(
+    target: Any,
+    *,
+    base_image: str | None = None,
+    registry: str | None = None,
+    deployer: str = "job",
+    preprocessor: str | None = None,
+    builder: str = "append",
+    preprocessor_options: Mapping[str, Any] | None = None,
+    builder_options: Mapping[str, Any] | None = None,
+    deployer_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> RunResult:
+    """Build ``target`` (a file, directory, notebook or callable) into an image and deploy it."""
+    from ._plugins import lookup
+
+    pre_name, carried = target_options(target, preprocessor)
+    factories = {
+        "preprocessor": lookup("preprocessor", pre_name),
+        "builder": lookup("builder", builder),
+        "deployer": lookup("deployer", deployer),
+    }
+    routed = _route(options, factories)
+    pre = create(
+        "preprocessor",
+        pre_name,
+        {**carried, **routed["preprocessor"], **(preprocessor_options or {})},
+    )
+    builder_kwargs = {**routed["builder"], **(builder_options or {})}
+    if base_image is not None:
+        builder_kwargs["base_image"] = base_image
+    if registry is not None:
+        builder_kwargs["registry"] = registry
+    built = create("builder", builder, {"preprocessor": pre, **builder_kwargs})
+    dep = create("deployer", deployer, {**routed["deployer"], **(deployer_options or {})})
+    return run_pipeline(pre, built, dep)

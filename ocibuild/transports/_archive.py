@@ -1,0 +1,493 @@
+"""docker-archive tarballs (``docker save`` / ``docker load``): ``docker-archive:PATH[:REF]``.
+
+An archive is a tar holding ``manifest.json`` (``[{"Config", "RepoTags", "Layers"}]``), the
+config JSON and the layer tars at the paths it names: the legacy form (``<hex>.json``,
+``<id>/layer.tar``, duplicates as symlinks) or, since Docker 25, paths into an OCI layout's
+``blobs/sha256/``. Layers are stored uncompressed for the widest ``docker load`` compatibility
+(readers also meet compressed ones: the magic bytes tell).
+
+The tar is not handled by ``tarfile``: reading needs only each member's name, size and data
+offset (:mod:`._tar_index`), and writing only regular files with short names, whose headers come
+from the layer tar writer (:func:`.layer._tar.file_header`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .._errors import (
+    DigestMismatchError,
+    InvalidReferenceError,
+    ManifestError,
+    NotFoundError,
+    TransportError,
+)
+from ..layer._compress import Compression, decompress_stream, detect_compression
+from ..layer._tar import file_header
+from ..layer._tar_index import Member, read_members, resolve
+from ..oci import Descriptor, Digest, Manifest, Platform, Reference, describe
+from ..oci import media_types as mt
+from ..oci._config import dumps
+from ..oci._layer import BlobStream, Layer
+from ._base import BlobOutcome
+from ._layout import FileChunks, check_written
+
+__all__ = ["ArchiveSink", "ArchiveSource"]
+
+_BLOCK = 512
+_ZERO_BLOCK = bytes(_BLOCK)
+_BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+_INDEX_REFUSED = "docker-archive holds one image per platform; pick one with --platform"
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _same_ref(a: str, b: str) -> bool:
+    """Whether two references name the same image (``busybox`` = ``docker.io/library/busybox``)."""
+    try:
+        return Reference.parse(a) == Reference.parse(b)
+    except InvalidReferenceError:
+        return a == b
+
+
+class ArchiveSource:
+    """Reads one image of a docker-archive tar, presented with a manifest of its blobs as stored."""
+
+    def __init__(self, path: str | Path, ref: str | None = None) -> None:
+        self._path = Path(path)
+        self._ref = ref
+        try:
+            self._file = open(self._path, "rb")  # noqa: SIM115 - closed by close()
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"no docker-archive at {self._path}: the file does not exist"
+            ) from None
+        except OSError as err:
+            raise TransportError(f"cannot open docker-archive {self._path}: {err}") from err
+        try:
+            self._members = self._index()
+            entry = self._select(self._manifest_json())
+            self._config = self._entry_path(entry, "Config")
+            layers = entry.get("Layers")
+            if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+                raise TransportError(f"manifest.json in {self._path} has no list of Layers")
+            self._layers: list[str] = layers
+        except BaseException:
+            self._file.close()
+            raise
+        self._manifest: bytes | None = None
+        self._media_type = mt.DOCKER_MANIFEST
+        self._blobs: dict[Digest, Member] = {}
+
+    @property
+    def name(self) -> str:
+        """``docker-archive:PATH[:REF]``."""
+        return f"docker-archive:{self._path}" + (f":{self._ref}" if self._ref else "")
+
+    def _index(self) -> dict[str, Member]:
+        head = self._file.read(4)
+        if detect_compression(head) != "none":
+            raise TransportError(
+                f"{self._path} is compressed; decompress it to a plain docker-archive tar first"
+            )
+        return read_members(self._file, self._path)
+
+    def _resolve(self, name: str) -> Member:
+        """The regular file that ``name``, a path manifest.json gives, stands for."""
+        member = resolve(self._members, name, f"docker-archive {self._path}")
+        if member is None:
+            raise TransportError(
+                f"docker-archive {self._path} lacks {name}, which manifest.json names"
+            )
+        return member
+
+    def _read(self, member: Member) -> bytes:
+        self._file.seek(member.offset)
+        return self._file.read(member.size)
+
+    def _manifest_json(self) -> list[dict[str, Any]]:
+        member = self._members.get("manifest.json")
+        if member is None:
+            raise TransportError(
+                f"{self._path} is not a docker-archive: it has no manifest.json "
+                "(archives from Docker before 1.10 are not supported)"
+            )
+        try:
+            entries = json.loads(self._read(self._resolve(member.name)))
+        except ValueError as err:
+            raise TransportError(f"manifest.json in {self._path} is not JSON: {err}") from err
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise TransportError(f"manifest.json in {self._path} is not a list of images")
+        return entries
+
+    def _select(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        tags = ", ".join(t for e in entries for t in (e.get("RepoTags") or ())) or "none"
+        if self._ref is None:
+            if len(entries) == 1:
+                return entries[0]
+            raise NotFoundError(
+                f"docker-archive {self._path} holds {len(entries)} images; name one as "
+                f"docker-archive:{self._path}:REF or :@N (tags: {tags})"
+            )
+        if re.fullmatch(r"@\d+", self._ref):
+            if int(self._ref[1:]) < len(entries):
+                return entries[int(self._ref[1:])]
+        else:
+            for entry in entries:
+                if any(_same_ref(self._ref, t) for t in entry.get("RepoTags") or ()):
+                    return entry
+        raise NotFoundError(
+            f"docker-archive {self._path} has no image {self._ref!r} (tags: {tags}; "
+            f"{len(entries)} images, @0..@{len(entries) - 1})"
+        )
+
+    def _entry_path(self, entry: dict[str, Any], key: str) -> str:
+        value = entry.get(key)
+        if not isinstance(value, str):
+            raise TransportError(f"manifest.json in {self._path} has no {key} path")
+        return value
+
+    def get_manifest(self) -> tuple[bytes, str]:
+        """A Docker schema 2 manifest (OCI if a layer is zstd) whose layers are the stored files."""
+        if self._manifest is None:
+            self._manifest = self._build_manifest()
+        return self._manifest, self._media_type
+
+    def _build_manifest(self) -> bytes:
+        config_member = self._resolve(self._config)
+        config = self._read(config_member)
+        try:
+            diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise TransportError(
+                f"config {self._config} in {self._path} is not valid: {err}"
+            ) from err
+        if not isinstance(diff_ids, list) or len(diff_ids) != len(self._layers):
+            count = len(diff_ids) if isinstance(diff_ids, list) else "no list of"
+            raise TransportError(
+                f"docker-archive {self._path} lists {len(self._layers)} layers but its config "
+                f"has {count} diff_ids"
+            )
+        stored = [self._stored_layer(name) for name in self._layers]
+        # Docker schema 2 has no zstd layer type: such an image is presented as OCI throughout.
+        oci = any(compression == "zstd" for _, _, compression in stored)
+        self._media_type = mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST
+        layers = tuple(
+            Descriptor(mt.layer_media_type(compression, docker=not oci), digest, size)
+            for digest, size, compression in stored
+        )
+        config_desc = describe(config, mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG)
+        self._blobs[config_desc.digest] = config_member
+        return Manifest(config_desc, layers, self._media_type).to_json()
+
+    def _stored_layer(self, name: str) -> tuple[Digest, int, Compression]:
+        """The digest, size and compression of a layer file as it is in the archive."""
+        member = self._resolve(name)
+        self._file.seek(member.offset)
+        compression = detect_compression(self._file.read(min(4, member.size)))
+        known = _BLOB_NAME.match(member.name)
+        # A blobs/sha256/<hex> name is the content's digest; anything read later is verified.
+        digest = Digest("sha256", known.group(1)) if known else self._hash(member)
+        self._blobs[digest] = member
+        return digest, member.size, compression
+
+    def _hash(self, member: Member) -> Digest:
+        hasher = hashlib.sha256()
+        for chunk in FileChunks(self._path, member.offset, member.size):
+            hasher.update(chunk)
+        return Digest("sha256", hasher.hexdigest())
+
+    def _member_for(self, descriptor: Descriptor) -> Member:
+        self.get_manifest()
+        member = self._blobs.get(descriptor.digest)
+        if member is None:
+            raise NotFoundError(f"docker-archive {self._path} has no blob {descriptor.digest}")
+        return member
+
+    def get_child_manifest(self, descriptor: Descriptor) -> bytes:
+        """docker-archives hold no image indexes."""
+        raise NotFoundError(f"docker-archive {self._path} holds no image index")
+
+    def get_blob(self, descriptor: Descriptor) -> bytes:
+        """A small blob (the config), read whole and verified."""
+        data = self._read(self._member_for(descriptor))
+        if Digest.of(data) != descriptor.digest or len(data) != descriptor.size:
+            raise DigestMismatchError(
+                f"blob {descriptor.digest} in docker-archive {self._path} does not match its "
+                "digest; the archive is corrupt"
+            )
+        return data
+
+    def open_blob(self, descriptor: Descriptor) -> Iterator[bytes]:
+        """The blob's bytes as stored; the caller verifies them."""
+        member = self._member_for(descriptor)
+        return FileChunks(self._path, member.offset, member.size)
+
+    def close(self) -> None:
+        """Close the archive file."""
+        self._file.close()
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A blob put into the archive: the member holding its uncompressed bytes."""
+
+    name: str
+    diff_id: Digest
+    offset: int
+    size: int
+
+
+class _Counter(Iterator[bytes]):
+    """Passes ``head`` then the rest of ``stream`` through, counting the bytes."""
+
+    def __init__(self, head: bytes, stream: Iterator[bytes]) -> None:
+        self._head: bytes | None = head
+        self._stream: Iterator[bytes] | None = stream
+        self.total = 0
+
+    def __next__(self) -> bytes:
+        if self._head is not None:
+            chunk, self._head = self._head, None
+        elif self._stream is None:
+            raise StopIteration
+        else:
+            try:
+                chunk = next(self._stream)
+            except StopIteration:
+                self._stream = None  # a finished stream is not asked again
+                raise
+        self.total += len(chunk)
+        return chunk
+
+
+def _peek(stream: Iterator[bytes], want: int = 4) -> bytes:
+    """The first ``want`` bytes (or all, if fewer), consumed from ``stream``."""
+    head = b""
+    for chunk in stream:
+        head += chunk
+        if len(head) >= want:
+            break
+    return head
+
+
+class ArchiveSink:
+    """Writes one image as a ``docker load``-compatible tar, made visible at :meth:`commit`.
+
+    Every blob is stored uncompressed as ``blobs/sha256/<sha256 of the uncompressed bytes>``,
+    so each layer file's digest is its diff_id. The tar is built in a temp file beside the
+    target and renamed over it at commit; abort deletes the temp file.
+    """
+
+    def __init__(self, path: str | Path, ref: str | None = None) -> None:
+        self._path = Path(path)
+        self._ref = _repo_tag(ref) if ref else None
+        if self._path.is_dir():
+            raise TransportError(
+                f"cannot write a docker-archive to {self._path}: it is a directory"
+            )
+        if not self._path.parent.is_dir():
+            raise TransportError(
+                f"cannot write a docker-archive to {self._path}: directory {self._path.parent} "
+                "does not exist"
+            )
+        self._lock = threading.Lock()
+        self._tmp: str | None = None
+        self._file: BinaryIO | None = None
+        self._written: dict[Digest, _Written] = {}
+        self._entry: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """``docker-archive:PATH[:REF]``."""
+        return f"docker-archive:{self._path}" + (f":{self._ref}" if self._ref else "")
+
+    @property
+    def concurrency(self) -> int:
+        """One tar file is written front to back: one blob at a time."""
+        return 1
+
+    @property
+    def docker_compatible_only(self) -> bool:
+        """manifest.json names files, not media types: any single image fits."""
+        return False
+
+    def has_blob(self, descriptor: Descriptor) -> bool:
+        """Whether the blob was already put into this archive."""
+        return descriptor.digest in self._written
+
+    def try_mount(self, layer: Layer, descriptor: Descriptor) -> bool:
+        """Archives have nothing to mount from."""
+        return False
+
+    def _archive(self) -> BinaryIO:
+        if self._file is None:
+            try:
+                fd, self._tmp = tempfile.mkstemp(
+                    prefix=f".{self._path.name}.tmp-", dir=self._path.parent
+                )
+            except OSError as err:
+                raise TransportError(f"cannot create a file beside {self._path}: {err}") from err
+            self._file = os.fdopen(fd, "w+b")
+        return self._file
+
+    def put_blob(self, stream: BlobStream, descriptor: Descriptor | None) -> BlobOutcome:
+        """Decompress ``stream`` into a tar member named by the sha256 of its uncompressed bytes."""
+        with self._lock:
+            if descriptor is not None and self.has_blob(descriptor):
+                stream.close()
+                return "exists"
+            f = self._archive()
+            start = f.seek(0, os.SEEK_END)
+            try:
+                written = self._write_member(f, stream, descriptor, start)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    f.truncate(start)
+                raise
+            self._written[stream.result.digest] = written
+            return "written"
+
+    def _write_member(
+        self, f: BinaryIO, stream: BlobStream, expected: Descriptor | None, start: int
+    ) -> _Written:
+        """Append one member; its header is written last, once the uncompressed size is known.
+
+        The header precedes the data but the size of a decompressed layer is only known at its
+        end, so a placeholder block is written and rewritten after seeking back: one pass over
+        the bytes and no temporary copy of the layer.
+        """
+        head = _peek(stream)
+        counted = _Counter(head, stream)
+        hasher = hashlib.sha256()
+        size = 0
+        _write(f, _ZERO_BLOCK, self._path)
+        for chunk in decompress_stream(counted, detect_compression(head)):
+            hasher.update(chunk)
+            size += len(chunk)
+            _write(f, chunk, self._path)
+        for _ in counted:  # a decompressor may stop before the stream's end: finish it
+            pass
+        check_written(stream.result, counted.total, expected, self.name)
+        diff_id = Digest("sha256", hasher.hexdigest())
+        if any(w.diff_id == diff_id for w in self._written.values()):
+            f.truncate(start)  # the same layer content, compressed differently: keep one copy
+            return next(w for w in self._written.values() if w.diff_id == diff_id)
+        name = f"blobs/sha256/{diff_id.hex}"
+        _write(f, bytes(-size % _BLOCK), self._path)
+        f.seek(start)
+        _write(f, file_header(name, size), self._path)
+        f.seek(0, os.SEEK_END)
+        return _Written(name, diff_id, start + _BLOCK, size)
+
+    def put_manifest(
+        self, data: bytes, media_type: str, *, tag: str | None, platform: Platform | None = None
+    ) -> Descriptor:
+        """Record the image's manifest.json entry; an index cannot be stored and is refused."""
+        if mt.is_index(media_type):
+            raise TransportError(_INDEX_REFUSED)
+        try:
+            manifest = Manifest.from_json(data, media_type)
+        except ManifestError as err:
+            raise TransportError(f"cannot write {self.name}: {err}") from err
+        with self._lock:
+            config = self._member(manifest.config)
+            layers = [self._member(layer) for layer in manifest.layers]
+            self._check_diff_ids(config, layers)
+            repo_tag = self._ref or (_repo_tag(tag) if tag else None)
+            self._entry = {
+                "Config": config.name,
+                "RepoTags": [repo_tag] if repo_tag else [],
+                "Layers": [layer.name for layer in layers],
+            }
+        return describe(data, media_type, platform=platform)
+
+    def _member(self, descriptor: Descriptor) -> _Written:
+        written = self._written.get(descriptor.digest)
+        if written is None:
+            raise TransportError(
+                f"cannot write {self.name}: blob {descriptor.digest} was never put into it"
+            )
+        return written
+
+    def _check_diff_ids(self, config: _Written, layers: list[_Written]) -> None:
+        f = self._archive()
+        f.seek(config.offset)
+        try:
+            diff_ids = [
+                Digest.parse(d) for d in json.loads(f.read(config.size))["rootfs"]["diff_ids"]
+            ]
+        except (ValueError, KeyError, TypeError) as err:
+            raise TransportError(
+                f"cannot write {self.name}: the config is not valid: {err}"
+            ) from err
+        finally:
+            f.seek(0, os.SEEK_END)
+        if diff_ids != [layer.diff_id for layer in layers]:
+            raise TransportError(
+                f"cannot write {self.name}: the config's diff_ids do not match the layers' "
+                "uncompressed content"
+            )
+
+    def commit(self) -> None:
+        """Append manifest.json and the end blocks, then rename the tar over the target."""
+        with self._lock:
+            if self._entry is None:
+                raise TransportError(f"cannot write {self.name}: no image manifest was put")
+            f = self._archive()
+            manifest_json = dumps([self._entry])
+            f.seek(0, os.SEEK_END)
+            _write(f, file_header("manifest.json", len(manifest_json)), self._path)
+            _write(f, manifest_json + bytes(-len(manifest_json) % _BLOCK), self._path)
+            _write(f, _ZERO_BLOCK * 2, self._path)
+            f.close()
+            assert self._tmp is not None
+            try:
+                os.chmod(self._tmp, 0o644)
+                os.replace(self._tmp, self._path)
+            except OSError as err:
+                raise TransportError(f"cannot write {self._path}: {err}") from err
+            self._file = self._tmp = None
+
+    def abort(self) -> None:
+        """Delete the unfinished tar; the target is left as it was."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+            if self._tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._tmp)
+            self._file = self._tmp = None
+            self._written.clear()
+            self._entry = None
+
+
+def _repo_tag(ref: str) -> str:
+    """``repo:tag`` for RepoTags, ``:latest`` added when no tag is given; digests are refused."""
+    parsed = Reference.parse(ref, default_tag=None)
+    if parsed.digest is not None:
+        raise InvalidReferenceError(
+            f"invalid docker-archive reference {ref!r}: RepoTags cannot hold a digest; use repo:tag"
+        )
+    return ref if parsed.tag else f"{ref}:latest"
+
+
+def _write(f: BinaryIO, data: bytes, where: Path) -> None:
+    try:
+        f.write(data)
+    except OSError as err:
+        raise TransportError(f"cannot write docker-archive {where}: {err.strerror}") from err

@@ -1,0 +1,67 @@
+"""How to reach registries: insecure hosts, CA bundle, credentials, concurrency, retries."""
+
+from __future__ import annotations
+
+import functools
+import os
+import ssl
+from dataclasses import dataclass, field
+
+from ..._errors import InvalidOptionError, RegistryError
+from ..._version import __version__
+
+__all__ = ["RegistryOptions", "tls_context"]
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    """Settings shared by every registry a command talks to; the password never shows in repr."""
+
+    insecure: frozenset[str] = frozenset()
+    ca_file: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    auth_file: str | None = None
+    concurrency: int = 4
+    chunk_size: int = 8 << 20
+    retry_budget: float = 120.0
+    user_agent: str = f"ocibuild/{__version__}"
+
+    def __post_init__(self) -> None:
+        # Callers pass lists or sets from argparse; keep the value hashable and frozen.
+        object.__setattr__(self, "insecure", frozenset(self.insecure))
+        if self.concurrency < 1:
+            raise InvalidOptionError("concurrency must be at least 1")
+        if self.chunk_size < 1:
+            raise InvalidOptionError("chunk_size must be at least 1 byte")
+        if self.retry_budget < 0:
+            raise InvalidOptionError("retry_budget must not be negative")
+
+    def is_insecure(self, host: str) -> bool:
+        """Whether ``host`` (host[:port]) was named as insecure (plain HTTP or unverified TLS)."""
+        return host in self.insecure or host.rsplit(":", 1)[0] in self.insecure
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A verifying TLS context: SSL_CERT_FILE/SSL_CERT_DIR or certifi, plus ``ca_file`` if given."""
+    env = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    return _tls_context(ca_file, *env)
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(ca_file: str | None, cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    """Built once per set of inputs: loading a CA bundle costs tens of milliseconds."""
+    if cafile is None and capath is None:
+        import certifi
+
+        cafile = certifi.where()
+    try:
+        context = ssl.create_default_context(cafile=cafile, capath=capath)
+        if ca_file is not None:
+            context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as err:
+        bundle = ca_file if ca_file is not None else (cafile or capath)
+        raise RegistryError(
+            f"cannot load the CA bundle {bundle}: {err}; pass a PEM file of CA certificates"
+        ) from err
+    return context

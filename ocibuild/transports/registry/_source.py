@@ -1,0 +1,65 @@
+"""Reading images from a registry: manifests (verified by digest) and streamed blobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..._errors import DigestMismatchError
+from ...oci import Descriptor, Platform, Reference
+from ._client import RegistryClient
+from ._options import RegistryOptions
+
+__all__ = ["RegistrySource"]
+
+
+class RegistrySource:
+    """An :class:`~ocibuild._transport.ImageSource` for ``REGISTRY/REPO[:TAG][@DIGEST]``.
+
+    ``platform`` is the caller's choice for indexes; selection itself is ``Index.select``.
+    """
+
+    def __init__(
+        self,
+        reference: Reference,
+        options: RegistryOptions | None = None,
+        platform: Platform | None = None,
+    ) -> None:
+        self.reference = reference
+        self.platform = platform
+        self.client = RegistryClient(reference.registry, options)
+
+    def __repr__(self) -> str:
+        return f"<RegistrySource {self.reference}>"
+
+    @property
+    def name(self) -> str:
+        return str(self.reference)
+
+    def get_manifest(self) -> tuple[bytes, str]:
+        """The manifest or index the reference names (verified when it names a digest)."""
+        data, media_type, _ = self.client.get_manifest(
+            self.reference.repository, self.reference.identifier
+        )
+        return data, media_type
+
+    def get_child_manifest(self, descriptor: Descriptor) -> bytes:
+        """A manifest an index points to, fetched by digest and verified."""
+        data, _, _ = self.client.get_manifest(self.reference.repository, str(descriptor.digest))
+        if len(data) != descriptor.size:
+            raise DigestMismatchError(
+                f"manifest {descriptor.digest} of {self.name} is {len(data)} bytes, "
+                f"its descriptor says {descriptor.size}"
+            )
+        return data
+
+    def get_blob(self, descriptor: Descriptor) -> bytes:
+        """A small blob (a config), read whole and verified."""
+        return self.client.get_blob(self.reference.repository, descriptor)
+
+    def open_blob(self, descriptor: Descriptor) -> Iterator[bytes]:
+        """The blob's bytes as they arrive (nothing is requested before the first chunk)."""
+        return self.client.open_blob(self.reference.repository, descriptor.digest)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.client.close()

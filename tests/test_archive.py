@@ -22,6 +22,7 @@ from ocibuild._errors import (
     SourceError,
     TransportError,
 )
+from ocibuild.image import copy
 from ocibuild.layer._tar import file_header
 from ocibuild.layer._tar_index import numeric_field
 from ocibuild.oci import Descriptor, Digest, Index, Manifest
@@ -58,16 +59,33 @@ class Image:
         )
         self.config_desc = Descriptor(mt.OCI_CONFIG, Digest.of(self.config), len(self.config))
         self.manifest = Manifest(self.config_desc, self.layer_descs).to_json()
+        # What an archive stores and ArchiveSource presents: the layers as plain tars.
+        self.stored = Manifest(
+            Descriptor(mt.DOCKER_CONFIG, self.config_desc.digest, self.config_desc.size),
+            tuple(Descriptor(mt.DOCKER_LAYER, Digest.of(t), len(t)) for t in self.tars),
+            mt.DOCKER_MANIFEST,
+        ).to_json()
 
 
 def write_archive(path: Path, img: Image, ref: str | None = "test/img:v1") -> None:
-    """Put an image into an ArchiveSink (layers with digests unknown up front) and commit."""
+    """Put an image into an ArchiveSink the way the writer does (layers as tars) and commit."""
     sink = ArchiveSink(path, ref)
-    for blob, desc in zip(img.blobs, img.layer_descs, strict=True):
-        assert sink.put_blob(ChunkStream(blob, desc.media_type), None) == "written"
+    for tar in img.tars:
+        assert sink.put_blob(ChunkStream(tar, mt.DOCKER_LAYER), None) in ("written", "exists")
     assert sink.put_blob(BytesStream(img.config, mt.OCI_CONFIG), img.config_desc) == "written"
-    sink.put_manifest(img.manifest, mt.OCI_MANIFEST, tag=None)
+    sink.put_manifest(img.stored, mt.DOCKER_MANIFEST, tag=None)
     sink.commit()
+
+
+def write_layout(path: Path, img: Image, tag: str = "v1") -> str:
+    """Put an image (its compressed blobs, its OCI manifest) into an OCI layout; its spelling."""
+    lay = LayoutSink(path, tag)
+    for blob, desc in zip(img.blobs, img.layer_descs, strict=True):
+        lay.put_blob(BytesStream(blob, desc.media_type), desc)
+    lay.put_blob(BytesStream(img.config, mt.OCI_CONFIG), img.config_desc)
+    lay.put_manifest(img.manifest, mt.OCI_MANIFEST, tag=tag)
+    lay.commit()
+    return f"oci:{path}:{tag}"
 
 
 def tar_members(path: Path) -> dict[str, bytes]:
@@ -120,7 +138,7 @@ def test_sink_writes_an_archive_skopeo_reads_and_copies(tmp_path: Path) -> None:
 
 def test_zstd_gzip_and_plain_layers_are_all_stored_uncompressed(tmp_path: Path) -> None:
     img = Image(({"a": b"gzip"}, "gzip"), ({"b": b"zstd"}, "zstd"), ({"c": b"none"}, "none"))
-    write_archive(tmp_path / "img.tar", img)
+    copy(write_layout(tmp_path / "lay", img), f"docker-archive:{tmp_path / 'img.tar'}")
     members = tar_members(tmp_path / "img.tar")
     assert [members[f"blobs/sha256/{Digest.parse(d).hex}"] for d in img.diff_ids] == img.tars
     info = json.loads(skopeo("inspect", f"docker-archive:{tmp_path / 'img.tar'}"))
@@ -130,12 +148,31 @@ def test_zstd_gzip_and_plain_layers_are_all_stored_uncompressed(tmp_path: Path) 
 def test_same_content_compressed_twice_is_stored_once(tmp_path: Path) -> None:
     files = {"same": b"identical layer"}
     img = Image((files, "gzip"), (files, "none"))
-    write_archive(tmp_path / "img.tar", img)
+    copy(write_layout(tmp_path / "lay", img), f"docker-archive:{tmp_path / 'img.tar'}")
     with tarfile.open(tmp_path / "img.tar") as tar:
         assert len(tar.getnames()) == 3  # one layer, the config, manifest.json
     entry = json.loads(tar_members(tmp_path / "img.tar")["manifest.json"])[0]
     assert entry["Layers"][0] == entry["Layers"][1]
     json.loads(skopeo("inspect", f"docker-archive:{tmp_path / 'img.tar'}"))
+
+
+def test_a_compressed_blob_is_refused_and_cut_out(tmp_path: Path) -> None:
+    img = Image(({"x": b"1"}, "gzip"))
+    sink = ArchiveSink(tmp_path / "img.tar", "a:b")
+    # What a layer's compressed() gives: the gzip blob, its diff_id claimed alongside.
+    gz = VerifyingStream([img.blobs[0]], img.layer_descs[0], diff_id=Digest.parse(img.diff_ids[0]))
+    with pytest.raises(TransportError) as err:
+        sink.put_blob(gz, None)
+    assert "plain tars" in one_line(err)
+    assert sink.put_blob(ChunkStream(img.tars[0], mt.DOCKER_LAYER), None) == "written"
+    sink.put_blob(BytesStream(img.config, mt.OCI_CONFIG), img.config_desc)
+    sink.put_manifest(img.stored, mt.DOCKER_MANIFEST, tag=None)
+    sink.commit()
+    layer_file = f"blobs/sha256/{Digest.parse(img.diff_ids[0]).hex}"
+    config_file = f"blobs/sha256/{img.config_desc.digest.hex}"
+    assert sorted(tar_members(tmp_path / "img.tar")) == sorted(
+        ["manifest.json", config_file, layer_file]
+    )
 
 
 def test_sink_and_source_round_trip(tmp_path: Path) -> None:
@@ -144,7 +181,7 @@ def test_sink_and_source_round_trip(tmp_path: Path) -> None:
     source = ArchiveSource(tmp_path / "img.tar", "example.com:5000/team/app:latest")
     data, media_type = source.get_manifest()
     manifest = Manifest.from_json(data, media_type)
-    assert media_type == mt.DOCKER_MANIFEST
+    assert (data, media_type) == (img.stored, mt.DOCKER_MANIFEST)  # presented as it was put
     assert [str(d.digest) for d in manifest.layers] == img.diff_ids
     assert {d.media_type for d in manifest.layers} == {mt.DOCKER_LAYER}
     assert source.get_blob(manifest.config) == img.config
@@ -156,9 +193,9 @@ def test_sink_and_source_round_trip(tmp_path: Path) -> None:
 def test_an_index_cannot_go_into_an_archive(tmp_path: Path) -> None:
     img = Image(({"x": b"1"}, "gzip"))
     sink = ArchiveSink(tmp_path / "img.tar", "a:b")
-    sink.put_blob(ChunkStream(img.blobs[0], mt.OCI_LAYER_GZIP), None)
+    sink.put_blob(ChunkStream(img.tars[0], mt.DOCKER_LAYER), None)
     sink.put_blob(BytesStream(img.config, mt.OCI_CONFIG), img.config_desc)
-    child = sink.put_manifest(img.manifest, mt.OCI_MANIFEST, tag=None)
+    child = sink.put_manifest(img.stored, mt.DOCKER_MANIFEST, tag=None)
     with pytest.raises(TransportError) as err:
         sink.put_manifest(Index((child,)).to_json(), mt.OCI_INDEX, tag="b")
     assert one_line(err) == "docker-archive holds one image per platform; pick one with --platform"
@@ -170,19 +207,20 @@ def test_failed_blob_is_cut_out_and_abort_leaves_the_target_alone(tmp_path: Path
     target = tmp_path / "img.tar"
     target.write_bytes(b"the previous archive")
     img = Image(({"x": os.urandom(1 << 20)}, "gzip"), ({"y": b"small"}, "gzip"))
+    stored = Manifest.from_json(img.stored).layers
     sink = ArchiveSink(target, "a:b")
-    sink.put_blob(ChunkStream(img.blobs[0], mt.OCI_LAYER_GZIP), None)
+    sink.put_blob(ChunkStream(img.tars[0], mt.DOCKER_LAYER), None)
     with pytest.raises(SourceError):
-        sink.put_blob(ChunkStream(img.blobs[1] * 40, mt.OCI_LAYER_GZIP, fail_after=1), None)
-    claimed = Descriptor(mt.OCI_LAYER_GZIP, Digest.of(b"something else"), len(img.blobs[1]))
+        sink.put_blob(ChunkStream(img.tars[1] * 40, mt.DOCKER_LAYER, fail_after=1), None)
+    claimed = Descriptor(mt.DOCKER_LAYER, Digest.of(b"something else"), len(img.tars[1]))
     with pytest.raises(DigestMismatchError):
-        sink.put_blob(ChunkStream(img.blobs[1], mt.OCI_LAYER_GZIP), claimed)
+        sink.put_blob(ChunkStream(img.tars[1], mt.DOCKER_LAYER), claimed)
     assert target.read_bytes() == b"the previous archive"
 
     # The failed members were cut off: finishing the image gives a clean archive.
-    sink.put_blob(ChunkStream(img.blobs[1], mt.OCI_LAYER_GZIP), img.layer_descs[1])
+    sink.put_blob(ChunkStream(img.tars[1], mt.DOCKER_LAYER), stored[1])
     sink.put_blob(BytesStream(img.config, mt.OCI_CONFIG), img.config_desc)
-    sink.put_manifest(img.manifest, mt.OCI_MANIFEST, tag=None)
+    sink.put_manifest(img.stored, mt.DOCKER_MANIFEST, tag=None)
     sink.commit()
     assert sorted(tar_members(target)) == sorted(
         [
@@ -193,7 +231,7 @@ def test_failed_blob_is_cut_out_and_abort_leaves_the_target_alone(tmp_path: Path
     )
 
     again = ArchiveSink(target, "a:b")
-    again.put_blob(ChunkStream(img.blobs[0], mt.OCI_LAYER_GZIP), None)
+    again.put_blob(ChunkStream(img.tars[0], mt.DOCKER_LAYER), None)
     assert len(list(tmp_path.iterdir())) == 2  # the target and the temp file beside it
     again.abort()
     assert [p.name for p in tmp_path.iterdir()] == ["img.tar"]
@@ -202,13 +240,13 @@ def test_failed_blob_is_cut_out_and_abort_leaves_the_target_alone(tmp_path: Path
 def test_config_must_match_the_layers(tmp_path: Path) -> None:
     img = Image(({"x": b"1"}, "gzip"), diff_ids=[str(Digest.of(b"not the layer"))])
     sink = ArchiveSink(tmp_path / "img.tar", "a:b")
-    sink.put_blob(ChunkStream(img.blobs[0], mt.OCI_LAYER_GZIP), None)
+    sink.put_blob(ChunkStream(img.tars[0], mt.DOCKER_LAYER), None)
     with pytest.raises(TransportError) as missing:
-        sink.put_manifest(img.manifest, mt.OCI_MANIFEST, tag=None)
+        sink.put_manifest(img.stored, mt.DOCKER_MANIFEST, tag=None)
     assert str(img.config_desc.digest) in one_line(missing)
     sink.put_blob(BytesStream(img.config, mt.OCI_CONFIG), img.config_desc)
     with pytest.raises(TransportError) as err:
-        sink.put_manifest(img.manifest, mt.OCI_MANIFEST, tag=None)
+        sink.put_manifest(img.stored, mt.DOCKER_MANIFEST, tag=None)
     assert "diff_ids" in one_line(err)
     with pytest.raises(TransportError) as nothing:
         sink.commit()
@@ -251,13 +289,7 @@ def skopeo_archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Imag
     """An archive written by skopeo (legacy layout: <hex>.tar, <id>/layer.tar symlinks)."""
     tmp = tmp_path_factory.mktemp("skopeo")
     img = Image(({"etc/hostname": b"box\n"}, "gzip"), ({"app/run": os.urandom(1 << 20)}, "gzip"))
-    lay = LayoutSink(tmp / "lay", "v1")
-    for blob, desc in zip(img.blobs, img.layer_descs, strict=True):
-        lay.put_blob(BytesStream(blob, desc.media_type), desc)
-    lay.put_blob(BytesStream(img.config, mt.OCI_CONFIG), img.config_desc)
-    lay.put_manifest(img.manifest, mt.OCI_MANIFEST, tag="v1")
-    lay.commit()
-    skopeo("copy", f"oci:{tmp / 'lay'}:v1", f"docker-archive:{tmp / 'img.tar'}:foo/bar:t1")
+    skopeo("copy", write_layout(tmp / "lay", img), f"docker-archive:{tmp / 'img.tar'}:foo/bar:t1")
     return tmp / "img.tar", img
 
 

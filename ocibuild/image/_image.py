@@ -7,8 +7,7 @@ their ``diff_ids`` and history reach the config when the image is written.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -25,8 +24,9 @@ from ..oci import (
     Platform,
 )
 from ..oci import media_types as mt
-from ..oci._blobs import VerifyingStream
+from ..oci._blobs import TarStream, VerifyingStream
 from ..oci._descriptor import freeze_map
+from ..oci._epoch import source_date_epoch
 from ..oci._layer import BlobStream, Layer, LayerDigests
 from ..oci._manifest import parse_manifest_or_index
 from ..transports import Location, mount_origin, open_source
@@ -49,12 +49,10 @@ BASE_DIGEST = "org.opencontainers.image.base.digest"
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
-def build_time(epoch: int | None = None) -> str:
-    """RFC 3339 time for ``created`` fields: ``SOURCE_DATE_EPOCH`` or 0 unless given."""
-    if epoch is None:
-        raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-        epoch = int(raw) if raw.isdigit() else 0
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def build_time() -> str:
+    """RFC 3339 time for ``created`` fields: ``SOURCE_DATE_EPOCH``, else 1970 (reproducible)."""
+    moment = datetime.fromtimestamp(source_date_epoch(), tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -74,13 +72,11 @@ class Image:
     # -- making ----------------------------------------------------------------------
 
     @classmethod
-    def scratch(
-        cls, platform: Platform | str | None = None, *, created: str | None = None
-    ) -> Image:
+    def scratch(cls, platform: Platform | str | None = None) -> Image:
         """The empty image for ``platform`` (``linux/amd64`` by default)."""
         if isinstance(platform, str):
             platform = Platform.parse(platform)
-        config = ImageConfig.empty(platform or DEFAULT_PLATFORM, created or build_time())
+        config = ImageConfig.empty(platform or DEFAULT_PLATFORM, build_time())
         return cls(config)
 
     @classmethod
@@ -111,21 +107,11 @@ class Image:
 
     # -- changing --------------------------------------------------------------------
 
-    def append(
-        self,
-        *layers: Layer,
-        created_by: str | None = None,
-        comment: str | None = None,
-        created: str | None = None,
-    ) -> Image:
+    def append(self, *layers: Layer, created_by: str | None = None) -> Image:
         """A new image with ``layers`` on top, each with a history entry."""
-        when = created or self.config.raw.get("created") or build_time()
+        when = self.config.raw.get("created") or build_time()
         history = tuple(
-            HistoryEntry(
-                created=when,
-                created_by=created_by or f"ocibuild: {layer.description}",
-                comment=comment,
-            )
+            HistoryEntry(created=when, created_by=created_by or f"ocibuild: {layer.description}")
             for layer in layers
         )
         return replace(
@@ -154,12 +140,6 @@ class Image:
     def with_created(self, created: str) -> Image:
         """A new image whose config has another ``created`` time."""
         return replace(self, config=self.config.with_created(created))
-
-    def with_media_type(self, media_type: str) -> Image:
-        """A new image that will be written with another manifest media type (OCI or Docker)."""
-        if not mt.is_manifest(media_type):
-            raise ManifestError(f"{media_type!r} is not an image manifest media type")
-        return replace(self, media_type=media_type)
 
     def with_platform(self, platform: Platform) -> Image:
         """A new image whose config claims ``platform`` (used for scratch-based images)."""
@@ -202,11 +182,16 @@ class SourceLayer:
             source=self.source.name,
         )
 
-    def uncompressed(self) -> Iterator[bytes]:
+    def uncompressed(self) -> BlobStream:
+        """The tar: the blob verified against its digest, decompressed, checked against the
+        diff_id the config claims (a plain tar whose digest is that diff_id is checked once)."""
         from ..layer._compress import decompress_stream
 
         kind = mt.compression_of(self.descriptor.media_type)
-        return decompress_stream(self.compressed(), kind)  # type: ignore[arg-type]
+        if kind == "none" and self.descriptor.digest == self.diff_id:
+            return self.compressed()
+        tar = decompress_stream(self.compressed(), kind)  # type: ignore[arg-type]
+        return TarStream(tar, diff_id=self.diff_id, source=self.source.name)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Any
 
 from .._errors import RegistryError
 from ..layer._pipeline import prefetched
-from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest
+from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest, describe
 from ..oci import media_types as mt
-from ..oci._blobs import BytesStream
+from ..oci._blobs import BytesStream, tar_blob
 from ..oci._layer import BlobStream, Layer, LayerDigests
 from ..transports import Location, mount_origin, open_sink
 from ..transports._base import (
@@ -126,6 +126,8 @@ class BlobWriter:
         layer_results = [f.result() for f in futures]
         for result in layer_results:
             self._record(result)
+        # Plain tars (of any compression before) read back as Docker schema 2 (ArchiveSource).
+        docker = docker or self.sink.stores_uncompressed
 
         appended = layer_results[image.base_layer_count :]
         diff_ids = [Digest.parse(r.diff_id or "") for r in appended]
@@ -185,6 +187,10 @@ class BlobWriter:
         ]
         for future in futures:
             self._record(future.result())
+        if self.sink.stores_uncompressed:  # the layers went in as tars: describe them so
+            layers = tuple(future.result().descriptor for future in futures)
+            manifest = Manifest(describe(config_data, mt.DOCKER_CONFIG), layers, mt.DOCKER_MANIFEST)
+            data = manifest.to_json()
         self._put_config(config_data, manifest.config, str(config.platform))
         platform = config.platform
         desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=platform)
@@ -202,8 +208,33 @@ class BlobWriter:
         with self.lock:
             key = id(layer)
             if key not in self.futures:
-                self.futures[key] = self.pool.submit(self._write_layer, layer, media_type)
+                if self.sink.stores_uncompressed:
+                    self.futures[key] = self.pool.submit(self._write_tar, layer)
+                else:
+                    self.futures[key] = self.pool.submit(self._write_layer, layer, media_type)
             return self.futures[key]
+
+    def _write_tar(self, layer: Layer) -> BlobResult:
+        """Stream the layer's tar into a sink that stores plain tars (docker-archive).
+
+        Nothing is compressed only to be undone, and the diff_id is hashed once as the tar
+        passes: the blob is the tar, so its digest is the diff_id.
+        """
+        key, label = f"{id(layer):x}", layer.description
+        self.progress.blob_started(key, label, None)
+        stream = _Counting(prefetched(tar_blob(layer)), self.progress, key)
+        try:
+            outcome = self.sink.put_blob(stream, None)
+        except BaseException:
+            self.progress.blob_finished(key, "failed")
+            raise
+        finally:
+            stream.close()
+        self.progress.blob_finished(key, outcome)
+        tar = stream.result
+        desc = Descriptor(mt.DOCKER_LAYER, tar.digest, tar.size)
+        sent = stream.count if outcome == "written" else 0
+        return BlobResult(desc, outcome, str(tar.diff_id), label, sent)
 
     def _write_layer(self, layer: Layer, media_type: str) -> BlobResult:
         known = layer.known()

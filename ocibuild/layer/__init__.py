@@ -8,7 +8,8 @@ from .._public import publish
 from ..oci._layer import BlobStream, Layer, LayerDigests
 from ._cache import LayerCache, default_cache_dir
 from ._compress import Compression, decompress_stream, detect_compression
-from ._filetree import FileTreeLayer, LayerOptions
+from ._filetree import FileTreeLayer
+from ._options import LayerOptions
 from ._pipeline import build_blob
 from ._tar import TarOptions, tar_stream
 from ._tarball import TarballLayer

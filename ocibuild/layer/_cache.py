@@ -23,16 +23,13 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .._errors import SourceError
 from ..oci._digest import Digest
 from ..oci._layer import LayerDigests
 from ._compress import codec_id
+from ._options import LayerOptions
 from ._tree import Entry
-
-if TYPE_CHECKING:
-    from ._filetree import LayerOptions
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "FORMAT_VERSION", "LayerCache", "default_cache_dir"]
 

@@ -4,68 +4,21 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 
-from .._errors import InvalidOptionError, SourceError
+from .._errors import SourceError
 from ..oci._layer import BlobStream, LayerDigests
-from ..oci._mediatypes import layer_media_type
 from ._cache import LayerCache
-from ._compress import Compression, check_level
+from ._options import LayerOptions
 from ._pipeline import build_blob, reporting
 from ._tar import TarOptions, encode_header, tar_stream
 from ._tree import Entry, Source, walk
 
-__all__ = ["FileTreeLayer", "LayerOptions", "source_date_epoch"]
+__all__ = ["FileTreeLayer"]
 
 _BLOCK = 512
 _END_OF_ARCHIVE = bytes(2 * _BLOCK)
 _IMPLIED_DIR_MODE = 0o755
-
-
-def source_date_epoch() -> int:
-    """``$SOURCE_DATE_EPOCH`` (reproducible-builds.org) as an int, else 0."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not value:
-        return 0
-    if not value.isdigit():
-        raise InvalidOptionError(
-            f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds; fix or unset it"
-        )
-    return int(value)
-
-
-@dataclass(frozen=True)
-class LayerOptions:
-    """How a file tree becomes a layer blob."""
-
-    compression: Compression = "gzip"
-    level: int | None = None  # None: the codec's default (see ``_compress``)
-    mtime: int | None = field(default_factory=source_date_epoch)  # None keeps real mtimes
-    keep_owner: bool = False  # False: every entry is owned by 0:0
-    excludes: tuple[str, ...] = ()  # .dockerignore-style patterns
-    ignore_file: str | None = None
-    docker_media_types: bool = False  # Docker schema 2 layer type (gzip and none only)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "excludes", tuple(self.excludes))
-        check_level(self.compression, self.level)
-        # Refuse zstd with Docker media types now rather than mid-build.
-        layer_media_type(self.compression, docker=self.docker_media_types)
-        if self.mtime is not None and self.mtime < 0:
-            raise InvalidOptionError(
-                f"mtime {self.mtime} is negative; give seconds since the epoch"
-            )
-
-    @property
-    def media_type(self) -> str:
-        """The layer media type these options produce."""
-        return layer_media_type(self.compression, docker=self.docker_media_types)
-
-    @property
-    def tar_options(self) -> TarOptions:
-        """The tar writer's share of these options."""
-        return TarOptions(mtime=self.mtime, keep_owner=self.keep_owner)
 
 
 class FileTreeLayer:
@@ -89,24 +42,9 @@ class FileTreeLayer:
         self._cache = cache
         self._extra = {_image_path(path): spec for path, spec in (extra_files or {}).items()}
         self._contents = {path: data for path, (data, _) in self._extra.items()}
-        self._walked: list[Entry] | None = None
         self._entries: list[Entry] | None = None
         self._digests: LayerDigests | None = None
         self._fingerprint: str | None = None
-
-    @classmethod
-    def from_entries(
-        cls,
-        entries: Iterable[Entry],
-        options: LayerOptions | None = None,
-        *,
-        cache: LayerCache | None = None,
-        extra_files: Mapping[str, tuple[bytes, int]] | None = None,
-    ) -> FileTreeLayer:
-        """A layer of entries the caller already walked (in the order :func:`walk` gives)."""
-        layer = cls((), options, cache=cache, extra_files=extra_files)
-        layer._walked = list(entries)
-        return layer
 
     def __repr__(self) -> str:
         return f"FileTreeLayer({self.description!r})"
@@ -120,12 +58,9 @@ class FileTreeLayer:
     def entries(self) -> list[Entry]:
         """The sorted entries, walked on first use (where a :class:`SourceError` surfaces)."""
         if self._entries is None:
-            if self._walked is None:
-                options = self._options
-                self._walked = walk(
-                    self._sources, excludes=options.excludes, ignore_file=options.ignore_file
-                )
-            self._entries = _with_extra_files(self._walked, self._extra)
+            options = self._options
+            walked = walk(self._sources, excludes=options.excludes, ignore_file=options.ignore_file)
+            self._entries = _with_extra_files(walked, self._extra)
         return self._entries
 
     @property
@@ -138,8 +73,6 @@ class FileTreeLayer:
         """The sources, as given."""
         parts = [f"{s.src}:{s.dest}" for s in self._sources]
         parts += [f"<bytes>:/{path}" for path in self._extra]
-        if not parts and self._walked is not None:
-            return f"{len(self._walked)} entries"
         return ", ".join(parts)
 
     def fingerprint(self) -> str:
@@ -172,7 +105,7 @@ class FileTreeLayer:
         return reporting(blob, lambda digests: self._remember(fingerprint, digests))
 
     def uncompressed(self) -> Iterator[bytes]:
-        """The tar, read from the files as it is consumed."""
+        """The tar straight from the tar writer, read from the files as it is consumed."""
         return _tar_with_contents(self.entries, self._contents, self._options.tar_options)
 
     def _remember(self, fingerprint: str | None, digests: LayerDigests) -> None:

@@ -1,14 +1,22 @@
-"""Blob streams with known or verified digests, shared by every transport."""
+"""Blob streams with known or verified digests, shared by every transport.
+
+Every byte read from outside is checked before anything depends on it: whole blobs with
+:meth:`Descriptor.verify`, streams with :class:`VerifyingStream` (a blob against its descriptor)
+or :class:`TarStream` (a layer's tar against its diff_id). All raise the same
+:class:`DigestMismatchError`, naming the blob and where it came from.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 
-from .._errors import DigestMismatchError
 from . import Descriptor, Digest
-from ._layer import BlobStream, LayerDigests
+from ._digest import content_mismatch
+from ._layer import BlobStream, Layer, LayerDigests
+from ._mediatypes import OCI_LAYER
 
-__all__ = ["BytesStream", "VerifyingStream"]
+__all__ = ["BytesStream", "TarStream", "VerifyingStream", "tar_blob"]
 
 
 class BytesStream(BlobStream):
@@ -32,7 +40,34 @@ class BytesStream(BlobStream):
         return Descriptor(d.media_type, d.digest, d.size)
 
 
-class VerifyingStream(BlobStream):
+class _Hashing(BlobStream):
+    """Passes chunks through, hashing and counting them; :meth:`_finish` judges them at the end."""
+
+    def __init__(self, chunks: Iterable[bytes], hasher: hashlib._Hash) -> None:
+        self._it: Iterator[bytes] = iter(chunks)
+        self._hasher = hasher
+        self._size = 0
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = next(self._it)
+        except StopIteration:
+            self._finish(self._hasher.hexdigest(), self._size)
+            raise
+        self._hasher.update(chunk)
+        self._size += len(chunk)
+        return chunk
+
+    def _finish(self, hexdigest: str, size: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        close = getattr(self._it, "close", None)
+        if close is not None:
+            close()
+
+
+class VerifyingStream(_Hashing):
     """Passes chunks through and, at the end, checks their digest and size against ``expected``.
 
     A mismatch raises :class:`DigestMismatchError` from the final ``next()`` call, so a sink
@@ -45,41 +80,50 @@ class VerifyingStream(BlobStream):
         expected: Descriptor,
         *,
         diff_id: Digest | None = None,
-        source: str = "",
+        source: str = "a stream",
     ) -> None:
-        self._it: Iterator[bytes] = iter(chunks)
+        super().__init__(chunks, expected.digest.new_hasher())
         self._expected = expected
         self._diff_id = diff_id
-        self._hasher = expected.digest.new_hasher()
-        self._size = 0
         self._source = source
 
-    def __next__(self) -> bytes:
-        try:
-            chunk = next(self._it)
-        except StopIteration:
-            self._finish()
-            raise
-        self._hasher.update(chunk)
-        self._size += len(chunk)
-        return chunk
-
-    def _finish(self) -> None:
-        actual = Digest(self._expected.digest.algorithm, self._hasher.hexdigest())
-        where = f" from {self._source}" if self._source else ""
-        if actual != self._expected.digest or self._size != self._expected.size:
-            raise DigestMismatchError(
-                f"blob {self._expected.digest}{where} has digest {actual} and size {self._size}, "
-                f"expected size {self._expected.size}; the source is corrupt or was changed"
-            )
+    def _finish(self, hexdigest: str, size: int) -> None:
+        expected = self._expected
+        expected.check(Digest(expected.digest.algorithm, hexdigest), size, self._source)
         self.digests = LayerDigests(
-            self._expected.media_type,
-            self._expected.digest,
-            self._diff_id or self._expected.digest,
-            self._size,
+            expected.media_type, expected.digest, self._diff_id or expected.digest, size
         )
 
-    def close(self) -> None:
-        close = getattr(self._it, "close", None)
-        if close is not None:
-            close()
+
+class TarStream(_Hashing):
+    """A layer's uncompressed tar as a blob, hashed as it passes: its digest is the diff_id.
+
+    With ``diff_id`` given (what a base layer's config claims), a tar that hashes otherwise
+    raises :class:`DigestMismatchError` from the final ``next()`` call.
+    """
+
+    def __init__(
+        self, tar: Iterable[bytes], *, diff_id: Digest | None = None, source: str = "a stream"
+    ) -> None:
+        super().__init__(tar, diff_id.new_hasher() if diff_id is not None else hashlib.sha256())
+        self._diff_id = diff_id
+        self._source = source
+
+    def _finish(self, hexdigest: str, size: int) -> None:
+        actual = Digest(self._diff_id.algorithm if self._diff_id else "sha256", hexdigest)
+        if self._diff_id is not None and actual != self._diff_id:
+            raise content_mismatch(self._diff_id, self._source, actual, size, what="layer tar")
+        self.digests = LayerDigests(OCI_LAYER, actual, actual, size)
+
+
+def tar_blob(layer: Layer) -> BlobStream:
+    """``layer``'s uncompressed tar as a blob whose digests, once exhausted, give the diff_id.
+
+    A layer whose :meth:`~Layer.uncompressed` stream is already a :class:`BlobStream` (a base
+    layer checks its tar against its config's diff_id) is used as it is; any other tar is
+    hashed once as it passes. Nothing is compressed.
+    """
+    tar = layer.uncompressed()
+    if isinstance(tar, BlobStream):
+        return tar
+    return TarStream(tar, source=layer.description)

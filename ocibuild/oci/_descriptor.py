@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .._errors import InvalidPlatformError, ManifestError
-from ._digest import Digest
+from ._digest import Digest, content_mismatch
 
 __all__ = ["Descriptor", "Platform", "freeze_map"]
 
@@ -138,6 +138,20 @@ class Descriptor:
         if self.artifact_type:
             out["artifactType"] = self.artifact_type
         return out
+
+    def verify(self, data: bytes, where: str) -> bytes:
+        """``data``, checked to be this descriptor's content (digest and size).
+
+        ``where`` names the source in the :class:`DigestMismatchError` a mismatch raises.
+        """
+        self.check(Digest.of(data, self.digest.algorithm), len(data), where)
+        return data
+
+    def check(self, digest: Digest, size: int, where: str) -> None:
+        """Raise :class:`DigestMismatchError` unless content that hashed to ``digest`` in
+        ``size`` bytes is this descriptor's (what a stream reports at its end)."""
+        if digest != self.digest or size != self.size:
+            raise content_mismatch(self.digest, where, digest, size, self.size)
 
     def with_annotations(self, annotations: Mapping[str, str]) -> Descriptor:
         """A copy with ``annotations`` merged over the existing ones."""

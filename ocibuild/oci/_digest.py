@@ -1,4 +1,4 @@
-"""Content digests: ``algorithm:encoded``."""
+"""Content digests (``algorithm:encoded``) and the one check that content is what it claims."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .._errors import InvalidDigestError
+from .._errors import DigestMismatchError, InvalidDigestError
 
-__all__ = ["Digest"]
+__all__ = ["Digest", "content_mismatch"]
 
 _ALGORITHM = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*$")
 _ENCODED = re.compile(r"^[a-zA-Z0-9=_-]+$")
@@ -43,9 +43,11 @@ class Digest:
         return cls(algorithm, encoded)
 
     @classmethod
-    def of(cls, data: bytes) -> Digest:
-        """The sha256 digest of ``data``."""
-        return cls("sha256", hashlib.sha256(data).hexdigest())
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        """The digest of ``data`` (sha256 unless another algorithm is named)."""
+        hasher = _new_hasher(algorithm)
+        hasher.update(data)
+        return cls(algorithm, hasher.hexdigest())
 
     @classmethod
     def from_hash(cls, hasher: hashlib._Hash) -> Digest:
@@ -59,10 +61,40 @@ class Digest:
 
     def new_hasher(self) -> hashlib._Hash:
         """A fresh hashlib object of this digest's algorithm, to verify content against it."""
-        try:
-            return hashlib.new(self.algorithm)
-        except ValueError as err:
-            raise InvalidDigestError(f"unsupported digest algorithm {self.algorithm!r}") from err
+        return _new_hasher(self.algorithm)
+
+    def verify(self, data: bytes, where: str) -> bytes:
+        """``data``, checked to hash to this digest (``where`` names the source in the error)."""
+        actual = Digest.of(data, self.algorithm)
+        if actual != self:
+            raise content_mismatch(self, where, actual, len(data))
+        return data
 
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.encoded}"
+
+
+def content_mismatch(
+    expected: Digest,
+    where: str,
+    actual: Digest,
+    size: int,
+    expected_size: int | None = None,
+    *,
+    what: str = "blob",
+) -> DigestMismatchError:
+    """The one error for content that is not what its digest (and size) promise."""
+    wanted = f", expected size {expected_size}" if expected_size is not None else ""
+    return DigestMismatchError(
+        f"{what} {expected} from {where} has digest {actual} and size {size}{wanted}; "
+        "the source is corrupt or was changed"
+    )
+
+
+def _new_hasher(algorithm: str) -> hashlib._Hash:
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    try:
+        return hashlib.new(algorithm)
+    except ValueError as err:
+        raise InvalidDigestError(f"unsupported digest algorithm {algorithm!r}") from err

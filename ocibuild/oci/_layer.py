@@ -78,7 +78,11 @@ class Layer(Protocol):
         ...
 
     def uncompressed(self) -> Iterator[bytes]:
-        """A fresh stream of the uncompressed tar."""
+        """A fresh stream of the uncompressed tar.
+
+        A layer that knows its diff_id up front returns a :class:`BlobStream` that checks the
+        tar against it, with digests (``digest`` = ``diff_id``) final once exhausted.
+        """
         ...
 
     @property

@@ -7,6 +7,7 @@ from .._errors import InvalidOptionError
 __all__ = [
     "DOCKER_CONFIG",
     "DOCKER_FOREIGN_LAYER",
+    "DOCKER_LAYER",
     "DOCKER_LAYER_GZIP",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",

@@ -119,10 +119,6 @@ class Reference:
         """The same repository pinned to ``digest`` (the tag is kept for display)."""
         return replace(self, digest=digest)
 
-    def in_repository(self, repository: str) -> Reference:
-        """Another repository on the same registry, same tag and digest."""
-        return replace(self, repository=repository)
-
     def __str__(self) -> str:
         text = self.name
         if self.tag:

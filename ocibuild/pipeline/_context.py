@@ -51,11 +51,6 @@ class ContextFile:
     source: Path | bytes
     mode: int | None = None  # None: the host file's mode, or 0o644 for bytes
 
-    @property
-    def is_generated(self) -> bool:
-        """Whether the content is bytes made by the preprocessor rather than a host path."""
-        return isinstance(self.source, bytes)
-
 
 @dataclass(frozen=True)
 class BuildContext:

@@ -3,8 +3,9 @@
 An archive is a tar holding ``manifest.json`` (``[{"Config", "RepoTags", "Layers"}]``), the
 config JSON and the layer tars at the paths it names: the legacy form (``<hex>.json``,
 ``<id>/layer.tar``, duplicates as symlinks) or, since Docker 25, paths into an OCI layout's
-``blobs/sha256/``. Layers are stored uncompressed for the widest ``docker load`` compatibility
-(readers also meet compressed ones: the magic bytes tell).
+``blobs/sha256/``. Layers are written uncompressed for the widest ``docker load`` compatibility
+(readers also meet compressed ones: the magic bytes tell), so the sink asks the writer for each
+layer's tar rather than a compressed blob it would have to undo.
 
 The tar is not handled by ``tarfile``: reading needs only each member's name, size and data
 offset (:mod:`._tar_index`), and writing only regular files with short names, whose headers come
@@ -26,13 +27,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._errors import (
-    DigestMismatchError,
     InvalidReferenceError,
     ManifestError,
     NotFoundError,
     TransportError,
 )
-from ..layer._compress import Compression, decompress_stream, detect_compression
+from ..layer._compress import Compression, detect_compression
 from ..layer._tar import file_header
 from ..layer._tar_index import Member, read_members, resolve
 from ..oci import Descriptor, Digest, Manifest, Platform, Reference, describe
@@ -221,13 +221,7 @@ class ArchiveSource:
 
     def get_blob(self, descriptor: Descriptor) -> bytes:
         """A small blob (the config), read whole and verified."""
-        data = self._read(self._member_for(descriptor))
-        if Digest.of(data) != descriptor.digest or len(data) != descriptor.size:
-            raise DigestMismatchError(
-                f"blob {descriptor.digest} in docker-archive {self._path} does not match its "
-                "digest; the archive is corrupt"
-            )
-        return data
+        return descriptor.verify(self._read(self._member_for(descriptor)), self.name)
 
     def open_blob(self, descriptor: Descriptor) -> Iterator[bytes]:
         """The blob's bytes as stored; the caller verifies them."""
@@ -244,7 +238,7 @@ class ArchiveSource:
 
 @dataclass(frozen=True)
 class _Written:
-    """A blob put into the archive: the member holding its uncompressed bytes."""
+    """A blob put into the archive: the member holding its (uncompressed) bytes."""
 
     name: str
     diff_id: Digest
@@ -252,45 +246,12 @@ class _Written:
     size: int
 
 
-class _Counter(Iterator[bytes]):
-    """Passes ``head`` then the rest of ``stream`` through, counting the bytes."""
-
-    def __init__(self, head: bytes, stream: Iterator[bytes]) -> None:
-        self._head: bytes | None = head
-        self._stream: Iterator[bytes] | None = stream
-        self.total = 0
-
-    def __next__(self) -> bytes:
-        if self._head is not None:
-            chunk, self._head = self._head, None
-        elif self._stream is None:
-            raise StopIteration
-        else:
-            try:
-                chunk = next(self._stream)
-            except StopIteration:
-                self._stream = None  # a finished stream is not asked again
-                raise
-        self.total += len(chunk)
-        return chunk
-
-
-def _peek(stream: Iterator[bytes], want: int = 4) -> bytes:
-    """The first ``want`` bytes (or all, if fewer), consumed from ``stream``."""
-    head = b""
-    for chunk in stream:
-        head += chunk
-        if len(head) >= want:
-            break
-    return head
-
-
 class ArchiveSink:
     """Writes one image as a ``docker load``-compatible tar, made visible at :meth:`commit`.
 
-    Every blob is stored uncompressed as ``blobs/sha256/<sha256 of the uncompressed bytes>``,
-    so each layer file's digest is its diff_id. The tar is built in a temp file beside the
-    target and renamed over it at commit; abort deletes the temp file.
+    Every blob is stored as it is streamed, as ``blobs/sha256/<digest>``; layers come as their
+    plain tars (:attr:`stores_uncompressed`), so each layer file's digest is its diff_id. The tar
+    is built in a temp file beside the target and renamed over it at commit; abort deletes it.
     """
 
     def __init__(self, path: str | Path, ref: str | None = None) -> None:
@@ -322,9 +283,9 @@ class ArchiveSink:
         return 1
 
     @property
-    def docker_compatible_only(self) -> bool:
-        """manifest.json names files, not media types: any single image fits."""
-        return False
+    def stores_uncompressed(self) -> bool:
+        """Layers go in as plain tars, the form every ``docker load`` reads."""
+        return True
 
     def has_blob(self, descriptor: Descriptor) -> bool:
         """Whether the blob was already put into this archive."""
@@ -346,7 +307,10 @@ class ArchiveSink:
         return self._file
 
     def put_blob(self, stream: BlobStream, descriptor: Descriptor | None) -> BlobOutcome:
-        """Decompress ``stream`` into a tar member named by the sha256 of its uncompressed bytes."""
+        """Append ``stream`` as a tar member named by its digest (content stored once).
+
+        The stream must be uncompressed (its digest its diff_id): a layer's tar, or a config.
+        """
         with self._lock:
             if descriptor is not None and self.has_blob(descriptor):
                 stream.close()
@@ -359,40 +323,41 @@ class ArchiveSink:
                 with contextlib.suppress(OSError):
                     f.truncate(start)
                 raise
-            self._written[stream.result.digest] = written
+            if written is None:
+                return "exists"
+            self._written[written.diff_id] = written
             return "written"
 
     def _write_member(
         self, f: BinaryIO, stream: BlobStream, expected: Descriptor | None, start: int
-    ) -> _Written:
-        """Append one member; its header is written last, once the uncompressed size is known.
+    ) -> _Written | None:
+        """Append one member (``None`` if its content is stored already); its header comes last.
 
-        The header precedes the data but the size of a decompressed layer is only known at its
+        The header precedes the data but names the digest, which the stream reports only at its
         end, so a placeholder block is written and rewritten after seeking back: one pass over
         the bytes and no temporary copy of the layer.
         """
-        head = _peek(stream)
-        counted = _Counter(head, stream)
-        hasher = hashlib.sha256()
-        size = 0
         _write(f, _ZERO_BLOCK, self._path)
-        for chunk in decompress_stream(counted, detect_compression(head)):
-            hasher.update(chunk)
-            size += len(chunk)
+        size = 0
+        for chunk in stream:
             _write(f, chunk, self._path)
-        for _ in counted:  # a decompressor may stop before the stream's end: finish it
-            pass
-        check_written(stream.result, counted.total, expected, self.name)
-        diff_id = Digest("sha256", hasher.hexdigest())
-        if any(w.diff_id == diff_id for w in self._written.values()):
-            f.truncate(start)  # the same layer content, compressed differently: keep one copy
-            return next(w for w in self._written.values() if w.diff_id == diff_id)
-        name = f"blobs/sha256/{diff_id.hex}"
+            size += len(chunk)
+        digests = stream.result
+        check_written(digests, size, expected, self.name)
+        if digests.digest != digests.diff_id:
+            raise TransportError(
+                f"cannot write {self.name}: blob {digests.digest} is compressed, but a "
+                "docker-archive stores layers as plain tars; hand the sink the layer's tar"
+            )
+        if digests.digest in self._written:
+            f.truncate(start)  # the same content twice (e.g. one layer in two places)
+            return None
+        name = f"blobs/{digests.digest.algorithm}/{digests.digest.encoded}"
         _write(f, bytes(-size % _BLOCK), self._path)
         f.seek(start)
         _write(f, file_header(name, size), self._path)
         f.seek(0, os.SEEK_END)
-        return _Written(name, diff_id, start + _BLOCK, size)
+        return _Written(name, digests.digest, start + _BLOCK, size)
 
     def put_manifest(
         self, data: bytes, media_type: str, *, tag: str | None, platform: Platform | None = None

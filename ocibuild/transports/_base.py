@@ -87,8 +87,12 @@ class ImageSink(Protocol):
         ...
 
     @property
-    def docker_compatible_only(self) -> bool:
-        """Whether the sink can only hold Docker schema 2 images (docker-daemon)."""
+    def stores_uncompressed(self) -> bool:
+        """Whether the sink stores layers as plain tars (docker-archive).
+
+        Such a sink is handed each layer's uncompressed tar (``tar_blob``), never a compressed
+        blob, and the manifest put into it describes the layers as stored: digest = diff_id.
+        """
         ...
 
     def has_blob(self, descriptor: Descriptor) -> bool:

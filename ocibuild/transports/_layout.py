@@ -135,14 +135,7 @@ class _Layout:
         """A whole blob, checked against its descriptor's digest and size."""
         with self._blob_errors(desc) as path, open(path, "rb") as f:
             data = f.read(desc.size + 1)  # one byte more reveals a blob that is too long
-        actual = desc.digest.new_hasher()
-        actual.update(data)
-        if actual.hexdigest() != desc.digest.encoded or len(data) != desc.size:
-            raise DigestMismatchError(
-                f"blob {path} does not match its descriptor (digest {desc.digest}, size "
-                f"{desc.size}); the layout is corrupt"
-            )
-        return data
+        return desc.verify(data, f"OCI layout file {path}")
 
     def open_blob(self, desc: Descriptor) -> FileChunks:
         """A stream of a blob's bytes as stored (unverified)."""
@@ -265,8 +258,8 @@ class LayoutSink:
         return _WRITERS
 
     @property
-    def docker_compatible_only(self) -> bool:
-        """Layouts hold OCI and Docker manifests alike."""
+    def stores_uncompressed(self) -> bool:
+        """Layouts store blobs as they are given: compressed layers stay compressed."""
         return False
 
     def _check_target(self) -> None:
@@ -447,11 +440,8 @@ def check_written(
             f"blob {digests.digest} for {where}: the stream reported {digests.size} bytes but "
             f"yielded {size}"
         )
-    if expected is not None and (expected.digest, expected.size) != (digests.digest, size):
-        raise DigestMismatchError(
-            f"blob for {where} has digest {digests.digest} and size {size}, expected "
-            f"{expected.digest} and size {expected.size}; the source is corrupt or was changed"
-        )
+    if expected is not None:
+        expected.check(digests.digest, size, f"the stream written to {where}")
 
 
 def _unlink(path: str) -> None:

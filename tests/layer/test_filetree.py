@@ -15,8 +15,7 @@ import pytest
 import zstandard
 
 from ocibuild._errors import SourceError
-from ocibuild.layer import FileTreeLayer, Layer, LayerOptions, Source
-from ocibuild.layer._tree import walk
+from ocibuild.layer import FileTreeLayer, Layer, LayerOptions
 from ocibuild.oci._mediatypes import DOCKER_LAYER, DOCKER_LAYER_GZIP, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
 
 
@@ -225,15 +224,6 @@ def test_in_memory_file_conflicts(tmp_path: Path, path: str, message: str) -> No
     with pytest.raises(SourceError, match=message):
         layer = FileTreeLayer([f"{tmp_path / 'src'}:/"], extra_files={path: (b"x", 0o644)})
         layer.entries  # noqa: B018
-
-
-def test_from_entries_uses_the_callers_list(tmp_path: Path) -> None:
-    make_tree(tmp_path / "src")
-    entries = [e for e in walk([Source.parse(f"{tmp_path / 'src'}:/")]) if "pkg" not in e.path]
-    layer = FileTreeLayer.from_entries(entries, LayerOptions(compression="none"))
-    assert layer.entries == entries
-    names = tar_of(layer, blob_of(layer)).getnames()
-    assert names == [e.path for e in entries]
 
 
 def test_known_is_none_until_built(tmp_path: Path) -> None:

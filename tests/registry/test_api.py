@@ -29,7 +29,7 @@ def test_transports_satisfy_the_protocols() -> None:
     sink: ImageSink = RegistrySink(ref, RegistryOptions(concurrency=7))
     assert source.name == sink.name == "127.0.0.1:1/app:1"
     assert sink.concurrency == 7
-    assert sink.docker_compatible_only is False
+    assert sink.stores_uncompressed is False
 
 
 def test_options_hide_the_password() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from ..._errors import DigestMismatchError, NotFoundError, RegistryError
+from ..._errors import NotFoundError, RegistryError
 from ...oci import Descriptor, Digest
 from ...oci import media_types as mt
 from ...oci._layer import BlobStream
@@ -174,13 +174,7 @@ class RegistryClient:
     def get_blob(self, repository: str, descriptor: Descriptor) -> bytes:
         """A small blob (a config), read whole and verified against ``descriptor``."""
         data = b"".join(self.open_blob(repository, descriptor.digest))
-        actual = Digest(descriptor.digest.algorithm, _hexdigest(descriptor.digest, data))
-        if actual != descriptor.digest or len(data) != descriptor.size:
-            raise DigestMismatchError(
-                f"blob {descriptor.digest} from {self.registry}/{repository} has digest "
-                f"{actual} and size {len(data)}, expected size {descriptor.size}"
-            )
-        return data
+        return descriptor.verify(data, f"{self.registry}/{repository}")
 
     def open_blob(self, repository: str, digest: Digest) -> Iterator[bytes]:
         """The blob's bytes as a stream, resumed with ``Range`` if the connection drops.
@@ -304,18 +298,8 @@ def _verify_manifest(data: bytes, identifier: str, name: str) -> Digest:
     if ":" not in identifier:
         return Digest.of(data)
     expected = Digest.parse(identifier)
-    actual = Digest(expected.algorithm, _hexdigest(expected, data))
-    if actual != expected:
-        raise DigestMismatchError(
-            f"the manifest of {name} has digest {actual}; the registry returned other content"
-        )
-    return actual
-
-
-def _hexdigest(digest: Digest, data: bytes) -> str:
-    hasher = digest.new_hasher()
-    hasher.update(data)
-    return hasher.hexdigest()
+    expected.verify(data, name)
+    return expected
 
 
 def _read_capped(response: httpx.Response, limit: int, what: str) -> bytes:

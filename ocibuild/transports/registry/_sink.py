@@ -47,7 +47,7 @@ class RegistrySink:
         return self.options.concurrency
 
     @property
-    def docker_compatible_only(self) -> bool:
+    def stores_uncompressed(self) -> bool:
         return False
 
     def bytes_sent(self, digest: Digest) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..._errors import DigestMismatchError
 from ...oci import Descriptor, Platform, Reference
 from ._client import RegistryClient
 from ._options import RegistryOptions
@@ -45,12 +44,7 @@ class RegistrySource:
     def get_child_manifest(self, descriptor: Descriptor) -> bytes:
         """A manifest an index points to, fetched by digest and verified."""
         data, _, _ = self.client.get_manifest(self.reference.repository, str(descriptor.digest))
-        if len(data) != descriptor.size:
-            raise DigestMismatchError(
-                f"manifest {descriptor.digest} of {self.name} is {len(data)} bytes, "
-                f"its descriptor says {descriptor.size}"
-            )
-        return data
+        return descriptor.verify(data, self.name)
 
     def get_blob(self, descriptor: Descriptor) -> bytes:
         """A small blob (a config), read whole and verified."""

@@ -105,15 +105,7 @@ def _read_whole(stream: BlobStream, descriptor: Descriptor) -> bytes:
                 f"blob {descriptor.digest} is longer than its descriptor's {descriptor.size} bytes"
             )
         parts.append(chunk)
-    data = b"".join(parts)
-    hasher = descriptor.digest.new_hasher()
-    hasher.update(data)
-    if hasher.hexdigest() != descriptor.digest.encoded or size != descriptor.size:
-        raise DigestMismatchError(
-            f"blob {descriptor.digest} has digest {descriptor.digest.algorithm}:"
-            f"{hasher.hexdigest()} and size {size}, expected size {descriptor.size}"
-        )
-    return data
+    return descriptor.verify(b"".join(parts), "the stream given to upload")
 
 
 class _ChunkedUpload:
@@ -157,15 +149,8 @@ class _ChunkedUpload:
                 self._send(pieces, filled)
                 pieces, filled = [], 0
         result = stream.result
-        expected = self.descriptor
-        if expected is not None and (result.digest, result.size) != (
-            expected.digest,
-            expected.size,
-        ):
-            raise DigestMismatchError(
-                f"blob {expected.digest} streamed as {result.digest} ({result.size} bytes, "
-                f"expected {expected.size}); nothing was committed"
-            )
+        if self.descriptor is not None:
+            self.descriptor.check(result.digest, result.size, "the stream given to upload")
         self.digest = result.digest
         if filled:
             self._send(pieces, filled)

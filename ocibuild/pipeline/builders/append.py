@@ -7,20 +7,22 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...image._image import Image
 from ...layer import Layer, LayerCache, LayerOptions, default_cache_dir
 from ...oci import ContainerConfig, Digest, Platform
 from ...transports._location import Location
-from .._context import BuildContext, Preprocessor
+from .._context import BuildContext
 from .._errors import DependencyError, PipelineError
-from ._base import BuildResult, pod_spec_for
+from .._protocols import BuildResult, PodSpec, Preprocessor
+from ._base import pod_spec_for
 from ._deps import PythonTarget, python_version_from_env
 from ._layers import code_layer, dependency_layer, image_env
 
 if TYPE_CHECKING:
     from ...image._write import TagRule
+    from ...transports.registry import RegistryOptions
 
 __all__ = ["DEFAULT_IMAGE_NAME", "AppendBuilder", "content_tag", "default_base_image"]
 
@@ -71,7 +73,7 @@ class AppendBuilder:
         layer_options: LayerOptions | None = None,
         config: ContainerConfig | None = None,
         annotations: Mapping[str, str] | None = None,
-        registry_options: Any = None,
+        registry_options: RegistryOptions | None = None,
         cache: bool = True,
         cache_dir: str | Path | None = None,
         pip_args: Sequence[str] = (),
@@ -121,7 +123,7 @@ class AppendBuilder:
         pushed = Location.parse(dest).kind == "registry"
         return BuildResult(result.reference, result.digest, pushed, context, result)
 
-    def generate_pod_spec(self, image: str | None = None) -> dict[str, Any]:
+    def generate_pod_spec(self, image: str | None = None) -> PodSpec:
         """A PodSpec running the last built image's command (Fairing's method)."""
         if self.context is None or (image is None and self.image_tag is None):
             raise PipelineError("generate_pod_spec() needs build() to have run first")

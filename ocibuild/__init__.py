@@ -57,6 +57,7 @@ from .pipeline._errors import (
     PipelineError,
     PluginError,
 )
+from .transports import set_prefix_resolver
 
 __all__ = [
     "AuthenticationError",
@@ -119,4 +120,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")
 
 
+def _plugin_transport(kind: str) -> bool:
+    """Whether a plugin provides the transport ``kind``. The plugins load on the first spelling
+    whose prefix nobody registered, not at import: pluggy and the entry-point scan cost time."""
+    from .pipeline._plugins import get_plugins
+
+    return kind in get_plugins().transports()
+
+
+set_prefix_resolver(_plugin_transport)
 publish(__name__, globals(), [n for n in __all__ if n not in ("config", "run")])

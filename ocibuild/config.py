@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .pipeline._context import BuildContext
 from .pipeline._errors import PipelineError
-from .pipeline._run import RunResult, build_image, create, run_pipeline
+from .pipeline._protocols import Builder, Deployer, DeployHandle, PodSpec, Preprocessor
+from .pipeline._run import RunResult, build_image, checked_handle, create, run_pipeline
 
 __all__ = [
     "DEFAULT_BUILDER",
@@ -56,7 +58,7 @@ class Config:
         self._preprocessor: tuple[str | None, dict[str, Any]] = (None, {})
         self._builder: tuple[str, dict[str, Any]] = (DEFAULT_BUILDER, {})
         self._deployer: tuple[str, dict[str, Any]] = (DEFAULT_DEPLOYER, {})
-        self._last_context: Any = None
+        self._last_context: BuildContext | None = None
 
     def set_preprocessor(self, name: str | None = None, **kwargs: Any) -> None:
         """Choose the preprocessor; ``None``: ``notebook`` in a notebook kernel, else ``python``."""
@@ -70,19 +72,19 @@ class Config:
         """Choose the deployer (``job``, ``local``, or a plugin's)."""
         self._deployer = (name, kwargs)
 
-    def get_preprocessor(self) -> Any:
+    def get_preprocessor(self) -> Preprocessor:
         """A new preprocessor from the current choice."""
         from .pipeline.preprocessors import default_preprocessor
 
         name, kwargs = self._preprocessor
         return create("preprocessor", name or default_preprocessor(), kwargs)
 
-    def get_builder(self, preprocessor: Any) -> Any:
+    def get_builder(self, preprocessor: Preprocessor) -> Builder:
         """A new builder for ``preprocessor`` from the current choice."""
         name, kwargs = self._builder
         return create("builder", name, {"preprocessor": preprocessor, **kwargs})
 
-    def get_deployer(self) -> Any:
+    def get_deployer(self) -> Deployer:
         """A new deployer from the current choice."""
         name, kwargs = self._deployer
         return create("deployer", name, kwargs)
@@ -95,7 +97,9 @@ class Config:
         try:
             return run_pipeline(preprocessor, builder, deployer)
         finally:
-            self._last_context = getattr(builder, "context", None)
+            # Fairing's builders keep the last context; config.deploy() runs it again.
+            context = getattr(builder, "context", None)
+            self._last_context = context if isinstance(context, BuildContext) else None
 
     def build(self) -> str:
         """Preprocess and build (and push) only; the image reference pinned by digest."""
@@ -104,11 +108,12 @@ class Config:
         self._last_context = result.context
         return result.image
 
-    def deploy(self, pod_spec: dict[str, Any]) -> Any:
+    def deploy(self, pod_spec: PodSpec) -> DeployHandle:
         """Deploy a pod spec with the chosen deployer (Fairing's ``config.deploy``)."""
         if self._last_context is None and self._deployer[0] == "local":
             raise PipelineError("the local deployer needs a build first: call run() or build()")
-        return self.get_deployer().deploy(pod_spec, self._last_context)
+        deployer = self.get_deployer()
+        return checked_handle(deployer, deployer.deploy(pod_spec, self._last_context))
 
     def fn(self, func: Callable[..., Any]) -> Callable[[], RunResult]:
         """A callable that builds ``func`` with the function preprocessor and runs it."""

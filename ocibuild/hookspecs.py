@@ -1,7 +1,8 @@
 """The hooks an ocibuild plugin implements (pluggy project ``ocibuild``).
 
-A plugin is a module (or object) with functions named like the specs below, decorated with
-:data:`hookimpl`, and published under the entry-point group ``ocibuild``::
+See :mod:`ocibuild.pipeline._hookspecs` for the whole contract; in short, a plugin is a module
+(or object) with functions named like the specs, decorated with :data:`hookimpl`, and published
+under the entry-point group ``ocibuild``::
 
     # pyproject.toml of the plugin distribution
     [project.entry-points.ocibuild]
@@ -14,21 +15,21 @@ A plugin is a module (or object) with functions named like the specs below, deco
     def ocibuild_deployers():
         return {"mydeployer": MyDeployer}
 
-Name hooks return a mapping of name -> factory. A factory is called with the keyword
-arguments the user gave (``config.set_deployer("mydeployer", **kwargs)``); builders also get
-``preprocessor=``. What a factory returns must follow the protocols in
-:mod:`ocibuild.preprocessors` (``preprocess() -> BuildContext``), :mod:`ocibuild.builders`
-(``build() -> BuildResult``, ``generate_pod_spec()``) and :mod:`ocibuild.deployers`
-(``deploy(pod_spec, context)``). A name provided by two plugins is an error naming both.
-The built-in names come through these same hooks, from :mod:`ocibuild._builtins`.
-
-Lifecycle hooks observe a run; their return values are ignored, and an exception they raise
-stops the run.
+Name hooks return a mapping of name -> factory; what a factory makes must follow its kind's
+protocol in :mod:`ocibuild.pipeline` (``Preprocessor``, ``Builder``, ``Deployer``,
+``ContextStore``, ``PodSpecMutator``). ``ocibuild_transports`` returns prefix -> ``Transport``.
+A name provided by two plugins is an error naming both. Lifecycle hooks observe a run; their
+return values are ignored, and an exception they raise stops the run.
 """
 
 from ._public import publish
 from .pipeline._hookspecs import (
     PROJECT,
+    BuilderFactory,
+    ContextStoreFactory,
+    DeployerFactory,
+    PodSpecMutatorFactory,
+    PreprocessorFactory,
     hookimpl,
     hookspec,
     ocibuild_after_build,
@@ -39,10 +40,16 @@ from .pipeline._hookspecs import (
     ocibuild_deployers,
     ocibuild_pod_spec_mutators,
     ocibuild_preprocessors,
+    ocibuild_transports,
 )
 
 __all__ = [
     "PROJECT",
+    "BuilderFactory",
+    "ContextStoreFactory",
+    "DeployerFactory",
+    "PodSpecMutatorFactory",
+    "PreprocessorFactory",
     "hookimpl",
     "hookspec",
     "ocibuild_after_build",
@@ -53,6 +60,7 @@ __all__ = [
     "ocibuild_deployers",
     "ocibuild_pod_spec_mutators",
     "ocibuild_preprocessors",
+    "ocibuild_transports",
 ]
 
 publish(__name__, globals(), __all__)

@@ -15,6 +15,7 @@ from .pipeline._plugins import (
     list_plugins,
     lookup,
     names,
+    provider_of,
     reset_plugins,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "list_plugins",
     "lookup",
     "names",
+    "provider_of",
     "reset_plugins",
 ]
 

@@ -7,7 +7,10 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..transports.registry import RegistryOptions
 
 __all__ = [
     "UsageError",
@@ -145,7 +148,7 @@ def parse_command(value: str | None, what: str) -> list[str] | None:
         raise UsageError(f"--{what}: {err}") from err
 
 
-def registry_options(args: argparse.Namespace, *specs: str) -> Any:
+def registry_options(args: argparse.Namespace, *specs: str) -> RegistryOptions | None:
     """:class:`RegistryOptions` from the registry access options; ``None`` when none of
     ``specs`` names a registry (so offline work never imports the HTTP stack)."""
     from ..transports._location import Location

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..oci import Descriptor, Index, Manifest, Platform
 from ..oci._manifest import parse_manifest_or_index
@@ -10,6 +10,9 @@ from ..transports import Location, open_sink, open_source
 from ..transports._base import ImageSource, Progress
 from ._image import Image
 from ._write import BlobWriter, WriteResult, tag_of, write
+
+if TYPE_CHECKING:
+    from ..transports.registry import RegistryOptions
 
 __all__ = ["copy"]
 
@@ -19,7 +22,7 @@ def copy(
     dest: str | Location,
     *,
     platform: Platform | str | None = None,
-    registry_options: Any = None,
+    registry_options: RegistryOptions | None = None,
     progress: Progress | None = None,
 ) -> WriteResult:
     """Copy what ``src`` names to ``dest``, keeping manifest digests.

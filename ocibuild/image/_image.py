@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ManifestError
 from ..oci import (
@@ -31,6 +31,9 @@ from ..oci._layer import BlobStream, Layer, LayerDigests
 from ..oci._manifest import parse_manifest_or_index
 from ..transports import Location, mount_origin, open_source
 from ..transports._base import ImageSource
+
+if TYPE_CHECKING:
+    from ..transports.registry import RegistryOptions
 
 __all__ = [
     "BASE_DIGEST",
@@ -85,7 +88,7 @@ class Image:
         spec: str,
         *,
         platform: Platform | str | None = None,
-        registry_options: Any = None,
+        registry_options: RegistryOptions | None = None,
     ) -> Image:
         """Read an image from any transport spelling (``oci:DIR:TAG``, ``REGISTRY/REPO:TAG``, ...).
 
@@ -213,7 +216,7 @@ def load(
     *,
     platform: Platform | str | None = None,
     all_platforms: bool = False,
-    registry_options: Any = None,
+    registry_options: RegistryOptions | None = None,
 ) -> Loaded:
     """Read what ``spec`` names; an index is resolved to ``platform`` unless ``all_platforms``."""
     location = spec if isinstance(spec, Location) else Location.parse(spec)
@@ -249,7 +252,10 @@ def load(
 
 
 def load_image(
-    spec: str, *, platform: Platform | str | None = None, registry_options: Any = None
+    spec: str,
+    *,
+    platform: Platform | str | None = None,
+    registry_options: RegistryOptions | None = None,
 ) -> Image:
     """Read one image (an index resolved to ``platform``, ``linux/amd64`` by default)."""
     return load(spec, platform=platform, registry_options=registry_options).images[0]

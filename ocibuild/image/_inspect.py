@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..oci import Digest, ImageConfig, Index, Manifest, Platform
 from ..oci._manifest import parse_manifest_or_index
 from ..transports import Location, open_source
+
+if TYPE_CHECKING:
+    from ..transports.registry import RegistryOptions
 
 __all__ = ["InspectReport", "human_bytes", "inspect"]
 
@@ -80,7 +83,7 @@ class InspectReport:
 
 
 def inspect(
-    spec: str, *, platform: str | None = None, registry_options: Any = None
+    spec: str, *, platform: str | None = None, registry_options: RegistryOptions | None = None
 ) -> InspectReport:
     """Read the manifest (and config) that ``spec`` names; an index is shown as such unless
     ``platform`` picks an entry."""

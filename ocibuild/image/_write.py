@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from .._errors import RegistryError
 from ..layer._pipeline import prefetched
@@ -30,7 +30,13 @@ from ..transports._base import (
 )
 from ._image import Image, SourceLayer, checked_diff_ids
 
-__all__ = ["BlobWriter", "WriteResult", "tag_of", "write"]
+if TYPE_CHECKING:
+    from ..transports.registry import RegistryOptions
+
+__all__ = ["BlobWriter", "TagRule", "WriteResult", "tag_of", "write"]
+
+# Names the tag after the manifest digest, which is only known once every layer is written.
+TagRule = Callable[[Digest], str]
 
 
 @dataclass(frozen=True)
@@ -72,14 +78,18 @@ def write(
     images: Image | Sequence[Image],
     dest: str | Location | ImageSink,
     *,
-    registry_options: Any = None,
+    registry_options: RegistryOptions | None = None,
     progress: Progress | None = None,
     as_index: bool | None = None,
+    tag: str | TagRule | None = None,
 ) -> WriteResult:
     """Write one image, or several as an index (one per platform), to ``dest``.
 
     ``dest`` is a transport spelling (``oci:DIR:TAG``, ``REGISTRY/REPO:TAG``,
     ``docker-archive:FILE:REF``) or an open sink. Nothing is tagged unless all of it worked.
+    ``tag`` replaces the tag ``dest`` names (a registry or a layout): a string, or a function of
+    the manifest digest, called just before the manifest is put, for a tag that changes
+    exactly when the image does without a pass over the layers to work it out first.
     """
     if isinstance(images, Image):
         images = (images,)
@@ -91,18 +101,23 @@ def write(
         sink = open_sink(location, registry_options)
     else:
         sink, location = dest, None
-    tag = tag_of(location)
+    top_tag = tag if tag is not None else tag_of(location)
     writer = BlobWriter(sink, progress)
 
     def body() -> Descriptor:
         if not as_index:
-            return writer.image(images[0], tag=tag)
+            return writer.image(images[0], tag=top_tag)
         children = [writer.image(image, tag=None) for image in images]
         index = Index(tuple(children), media_type=_index_type(children))
-        return sink.put_manifest(index.to_json(), index.media_type, tag=tag)
+        data = index.to_json()
+        return sink.put_manifest(data, index.media_type, tag=_named(top_tag, data))
 
     name = str(location) if location is not None else sink.name
-    return writer.transact(body, name, [str(image.platform) for image in images])
+    result = writer.transact(body, name, [str(image.platform) for image in images])
+    if tag is None or location is None:
+        return result
+    final = tag(result.digest) if callable(tag) else tag
+    return replace(result, reference=f"{_with_tag(location, final)}@{result.digest}")
 
 
 class BlobWriter:
@@ -117,7 +132,7 @@ class BlobWriter:
         self.lock = threading.Lock()
         self.cancelled = threading.Event()
 
-    def image(self, image: Image, *, tag: str | None) -> Descriptor:
+    def image(self, image: Image, *, tag: str | TagRule | None) -> Descriptor:
         docker = _docker_family(image)
         futures = [
             self._layer_future(layer, _family_media_type(layer.media_type, docker))
@@ -144,7 +159,8 @@ class BlobWriter:
             annotations={} if docker else dict(image.annotations),
         )
         data = manifest.to_json()
-        desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=image.platform)
+        named = _named(tag, data)
+        desc = self.sink.put_manifest(data, manifest.media_type, tag=named, platform=image.platform)
         return Descriptor(manifest.media_type, desc.digest, desc.size, platform=image.platform)
 
     def transact(
@@ -340,6 +356,17 @@ def _index_type(children: Sequence[Descriptor]) -> str:
     if children and all(mt.is_docker(c.media_type) for c in children):
         return mt.DOCKER_MANIFEST_LIST
     return mt.OCI_INDEX
+
+
+def _named(tag: str | TagRule | None, manifest: bytes) -> str | None:
+    return tag(Digest.of(manifest)) if callable(tag) else tag
+
+
+def _with_tag(location: Location, tag: str) -> str:
+    """The spelling of ``location`` at ``tag``."""
+    if location.kind == "registry" and location.reference is not None:
+        return str(location.reference.with_tag(tag))
+    return f"{location.kind}:{location.path}:{tag}"
 
 
 def tag_of(location: Location | None) -> str | None:

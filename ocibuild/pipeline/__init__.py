@@ -1,6 +1,45 @@
 """The pipeline: preprocessor -> builder -> deployer, plugins, and the in-image runtime.
 
 Everything here is found by name through the plugin manager (:mod:`ocibuild.plugins`); the
-built-ins register through the same hooks as third-party plugins. Importing this package stays
-light: the preprocessors, builders and deployers are imported when they are used.
+built-ins register through the same hooks as third-party plugins. The contracts a plugin's
+components follow are exported here (see :mod:`ocibuild.pipeline._protocols`). Importing this
+package stays light: the preprocessors, builders and deployers are imported when they are
+used, and nothing here imports pluggy or the HTTP stack.
 """
+
+from .._public import publish
+from ._protocols import (
+    Builder,
+    BuildResult,
+    Container,
+    ContextStore,
+    Deployer,
+    DeployHandle,
+    DeployPhase,
+    DeployStatus,
+    EnvVar,
+    PodSpec,
+    PodSpecMutator,
+    Preprocessor,
+    ResourceRequirements,
+    VolumeMount,
+)
+
+__all__ = [
+    "BuildResult",
+    "Builder",
+    "Container",
+    "ContextStore",
+    "DeployHandle",
+    "DeployPhase",
+    "DeployStatus",
+    "Deployer",
+    "EnvVar",
+    "PodSpec",
+    "PodSpecMutator",
+    "Preprocessor",
+    "ResourceRequirements",
+    "VolumeMount",
+]
+
+publish(__name__, globals(), __all__)

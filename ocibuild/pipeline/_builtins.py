@@ -7,16 +7,15 @@ loading the plugin manager does not import the pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
-from ._hookspecs import hookimpl
+from ._hookspecs import BuilderFactory, DeployerFactory, PreprocessorFactory, hookimpl
 
 __all__ = ["ocibuild_builders", "ocibuild_deployers", "ocibuild_preprocessors"]
 
 
 @hookimpl
-def ocibuild_preprocessors() -> Mapping[str, Callable[..., Any]]:
+def ocibuild_preprocessors() -> Mapping[str, PreprocessorFactory]:
     """``python``, ``notebook``, ``full_notebook``, ``function``."""
     from .preprocessors import (
         FullNotebookPreprocessor,
@@ -34,7 +33,7 @@ def ocibuild_preprocessors() -> Mapping[str, Callable[..., Any]]:
 
 
 @hookimpl
-def ocibuild_builders() -> Mapping[str, Callable[..., Any]]:
+def ocibuild_builders() -> Mapping[str, BuilderFactory]:
     """``append``."""
     from .builders import AppendBuilder
 
@@ -42,7 +41,7 @@ def ocibuild_builders() -> Mapping[str, Callable[..., Any]]:
 
 
 @hookimpl
-def ocibuild_deployers() -> Mapping[str, Callable[..., Any]]:
+def ocibuild_deployers() -> Mapping[str, DeployerFactory]:
     """``job`` (needs a cluster; see :mod:`ocibuild.deployers.job`) and ``local``."""
     from .deployers import Job, LocalDeployer
 

@@ -16,7 +16,7 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from .._errors import SourceError
 from ._errors import PipelineError
@@ -31,7 +31,6 @@ __all__ = [
     "SITE_PACKAGES",
     "BuildContext",
     "ContextFile",
-    "Preprocessor",
     "dest_for",
     "host_files",
     "in_image",
@@ -70,15 +69,6 @@ class BuildContext:
                 raise PipelineError(f"build context path {path!r} is not absolute and normalized")
         if not self.command:
             raise PipelineError("the build context has no command")
-
-
-@runtime_checkable
-class Preprocessor(Protocol):
-    """Turns a target (files, a notebook, a function) into a :class:`BuildContext`."""
-
-    def preprocess(self) -> BuildContext:
-        """Collect the files, command, env and requirements of the target."""
-        ...
 
 
 def in_image(prefix: str, relative: str) -> str:

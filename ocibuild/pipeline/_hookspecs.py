@@ -16,11 +16,16 @@ A plugin is a module (or object) with functions named like the specs below, deco
 
 Name hooks return a mapping of name -> factory. A factory is called with the keyword
 arguments the user gave (``config.set_deployer("mydeployer", **kwargs)``); builders also get
-``preprocessor=``. What a factory returns must follow the protocols in
-:mod:`ocibuild.preprocessors` (``preprocess() -> BuildContext``), :mod:`ocibuild.builders`
-(``build() -> BuildResult``, ``generate_pod_spec()``) and :mod:`ocibuild.deployers`
-(``deploy(pod_spec, context)``). A name provided by two plugins is an error naming both.
-The built-in names come through these same hooks, from :mod:`ocibuild._builtins`.
+``preprocessor=``. What a factory makes must follow its kind's protocol in
+:mod:`ocibuild.pipeline` (:class:`Preprocessor`, :class:`Builder`, :class:`Deployer`,
+:class:`ContextStore`, :data:`PodSpecMutator`); anything else is a :class:`PluginError`
+naming the plugin. A name provided by two plugins is an error naming both. The built-in
+names come through these same hooks, from :mod:`ocibuild.pipeline._builtins`.
+
+``ocibuild_transports`` adds image transports: ``{"mem": Transport("mem", open_source,
+open_sink)}`` makes ``mem:PATH[:TAG]`` work wherever an image spelling is accepted
+(``ocibuild.copy``, ``--base``, ``--to``). Return the same :class:`~ocibuild.transports.Transport`
+objects each time (module-level values): the transport table is one per process.
 
 Lifecycle hooks observe a run; their return values are ignored, and an exception they raise
 stops the run.
@@ -29,15 +34,22 @@ stops the run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from .preprocessors import BuildContext
+    from ..transports import Transport
+    from ._context import BuildContext
+    from ._protocols import Builder, ContextStore, Deployer, PodSpecMutator, Preprocessor
 
 __all__ = [
     "PROJECT",
+    "BuilderFactory",
+    "ContextStoreFactory",
+    "DeployerFactory",
+    "PodSpecMutatorFactory",
+    "PreprocessorFactory",
     "hookimpl",
     "hookspec",
     "ocibuild_after_build",
@@ -48,46 +60,59 @@ __all__ = [
     "ocibuild_deployers",
     "ocibuild_pod_spec_mutators",
     "ocibuild_preprocessors",
+    "ocibuild_transports",
 ]
 
 PROJECT = "ocibuild"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-Factory = Callable[..., Any]
+# A class is a factory too: ``{"python": PythonPreprocessor}``.
+PreprocessorFactory = Callable[..., "Preprocessor"]
+BuilderFactory = Callable[..., "Builder"]
+DeployerFactory = Callable[..., "Deployer"]
+ContextStoreFactory = Callable[..., "ContextStore"]
+PodSpecMutatorFactory = Callable[..., "PodSpecMutator"]
 
 
 @hookspec
-def ocibuild_preprocessors() -> Mapping[str, Factory]:
-    """Preprocessors by name: ``factory(**kwargs)`` returns an object with ``preprocess()``."""
+def ocibuild_preprocessors() -> Mapping[str, PreprocessorFactory]:
+    """Preprocessors by name: ``factory(**kwargs)`` makes a :class:`Preprocessor`."""
     raise NotImplementedError  # a spec: pluggy never calls its body
 
 
 @hookspec
-def ocibuild_builders() -> Mapping[str, Factory]:
-    """Builders by name: ``factory(preprocessor=..., **kwargs)`` returns an object with
-    ``build() -> BuildResult`` and ``generate_pod_spec(image=None) -> dict``."""
+def ocibuild_builders() -> Mapping[str, BuilderFactory]:
+    """Builders by name: ``factory(preprocessor=..., **kwargs)`` makes a :class:`Builder`
+    (``build() -> BuildResult``, ``generate_pod_spec(image=None) -> PodSpec``)."""
     raise NotImplementedError  # a spec: pluggy never calls its body
 
 
 @hookspec
-def ocibuild_deployers() -> Mapping[str, Factory]:
-    """Deployers by name: ``factory(**kwargs)`` returns an object with
-    ``deploy(pod_spec, context)`` returning a handle."""
+def ocibuild_deployers() -> Mapping[str, DeployerFactory]:
+    """Deployers by name: ``factory(**kwargs)`` makes a :class:`Deployer`, whose
+    ``deploy(pod_spec, context)`` returns a :class:`DeployHandle`."""
     raise NotImplementedError  # a spec: pluggy never calls its body
 
 
 @hookspec
-def ocibuild_context_stores() -> Mapping[str, Factory]:
+def ocibuild_context_stores() -> Mapping[str, ContextStoreFactory]:
     """Context stores by name (where a cluster builder uploads its build context):
-    ``factory(**kwargs)`` returns an object the cluster builder uses."""
+    ``factory(**kwargs)`` makes a :class:`ContextStore`."""
     raise NotImplementedError  # a spec: pluggy never calls its body
 
 
 @hookspec
-def ocibuild_pod_spec_mutators() -> Mapping[str, Factory]:
-    """Pod spec mutators by name: ``factory(**kwargs)`` returns a callable
-    ``(pod_spec: dict, namespace: str | None) -> None`` that edits the PodSpec in place."""
+def ocibuild_pod_spec_mutators() -> Mapping[str, PodSpecMutatorFactory]:
+    """Pod spec mutators by name: ``factory(**kwargs)`` makes a callable
+    ``(pod_spec, namespace: str | None) -> None`` that edits the pod spec in place."""
+    raise NotImplementedError  # a spec: pluggy never calls its body
+
+
+@hookspec
+def ocibuild_transports() -> Mapping[str, Transport]:
+    """Image transports by prefix (without the colon): ``{"mem": Transport("mem", ...)}``;
+    each key must be its transport's ``kind``."""
     raise NotImplementedError  # a spec: pluggy never calls its body
 
 
@@ -102,5 +127,5 @@ def ocibuild_after_push(reference: str) -> None:
 
 
 @hookspec
-def ocibuild_before_deploy(deployer: Any, image_ref: str) -> None:
+def ocibuild_before_deploy(deployer: Deployer, image_ref: str) -> None:
     """``deployer`` is about to run ``image_ref``."""

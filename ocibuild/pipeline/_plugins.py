@@ -6,6 +6,10 @@ preprocessors, builders and deployers (:mod:`ocibuild._builtins`) register direc
 switch never removes them. Every name is provided by exactly one plugin: two providing the
 same name is a :class:`PluginError` naming both distributions, and so is a plugin that fails
 to import or breaks a hook's contract.
+
+Transports are the one kind that is not a factory: :meth:`Plugins.transports` puts what the
+``ocibuild_transports`` hooks return into the process-wide transport table, on first use
+(the package root asks for it when a spelling names a prefix nobody registered yet).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pluggy
 from . import _hookspecs as hookspecs
 from ._errors import PluginError
 from ._hookspecs import PROJECT, hookimpl
+from ._protocols import PodSpecMutator
 
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",
@@ -34,6 +39,7 @@ __all__ = [
     "list_plugins",
     "lookup",
     "names",
+    "provider_of",
     "reset_plugins",
     "resolve_pod_spec_mutators",
 ]
@@ -41,6 +47,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "ocibuild"
 DISABLE_AUTOLOAD_ENV = "OCIBUILD_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_PLUGIN = "ocibuild.builtins"
+TRANSPORT_HOOK = "ocibuild_transports"
 # kind -> the hook that provides names of that kind
 KINDS: Mapping[str, str] = {
     "preprocessor": "ocibuild_preprocessors",
@@ -72,10 +79,15 @@ class PluginInfo:
 
 @dataclass(frozen=True)
 class _Provider:
-    factory: Callable[..., Any]
+    value: Any  # a factory; a Transport for the transport hook
     plugin: str
     distribution: str
     version: str
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        factory: Callable[..., Any] = self.value
+        return factory
 
     def label(self) -> str:
         return f"{self.distribution} {self.version} (plugin {self.plugin!r})"
@@ -97,6 +109,7 @@ class Plugins:
         self.manager.add_hookspecs(hookspecs)
         self._origin: dict[str, tuple[str, str]] = {}
         self._registries: dict[str, dict[str, _Provider]] | None = None
+        self._transports: frozenset[str] | None = None
         self.register(_builtins, BUILTIN_PLUGIN, distribution=("ocibuild", __version__))
         if autoload:
             self._load_entry_points()
@@ -119,6 +132,7 @@ class Plugins:
             raise PluginError(f"plugin {name!r} cannot be registered: {_one_line(err)}") from err
         self._origin[name] = distribution or ("(not installed)", "")
         self._registries = None
+        self._transports = None
 
     def _load_entry_points(self) -> None:
         seen: set[str] = set()
@@ -150,27 +164,76 @@ class Plugins:
 
     def _provided(self, kind: str) -> Iterator[tuple[str, _Provider]]:
         """Every (name, provider) of ``kind``, one hook implementation at a time."""
-        caller = getattr(self.manager.hook, KINDS[kind])
-        for impl in caller.get_hookimpls():
+        return self._hook_results(KINDS[kind], "name -> factory", callable)
+
+    def _hook_results(
+        self, hook: str, shape: str, valid: Callable[[Any], bool]
+    ) -> Iterator[tuple[str, _Provider]]:
+        """What each implementation of the name hook ``hook`` returns, checked item by item."""
+        for impl in getattr(self.manager.hook, hook).get_hookimpls():
             dist, version = self._origin.get(impl.plugin_name, ("(not installed)", ""))
             try:
                 result = impl.function()
             except Exception as err:
                 raise PluginError(
-                    f"plugin {impl.plugin_name!r} from {dist} failed in {KINDS[kind]}(): "
-                    f"{_one_line(err)}"
+                    f"plugin {impl.plugin_name!r} from {dist} failed in {hook}(): {_one_line(err)}"
                 ) from err
             if result is None:
                 continue
             if not isinstance(result, Mapping) or not all(
-                isinstance(k, str) and callable(v) for k, v in result.items()
+                isinstance(k, str) and valid(v) for k, v in result.items()
             ):
                 raise PluginError(
-                    f"plugin {impl.plugin_name!r} from {dist}: {KINDS[kind]}() must return a "
-                    f"dict of name -> factory, got {type(result).__name__}"
+                    f"plugin {impl.plugin_name!r} from {dist}: {hook}() must return a "
+                    f"dict of {shape}, got {type(result).__name__}"
                 )
-            for name, factory in result.items():
-                yield name, _Provider(factory, impl.plugin_name, dist, version)
+            for name, value in result.items():
+                yield name, _Provider(value, impl.plugin_name, dist, version)
+
+    def _provided_transports(self) -> Iterator[tuple[str, _Provider]]:
+        """Every (prefix, provider) of the transport hook, each key its transport's kind."""
+        from ..transports import Transport
+
+        def valid(value: Any) -> bool:
+            return isinstance(value, Transport)
+
+        for prefix, provider in self._hook_results(TRANSPORT_HOOK, "prefix -> Transport", valid):
+            if provider.value.kind != prefix:
+                raise PluginError(
+                    f"plugin {provider.plugin!r} from {provider.distribution}: "
+                    f"{TRANSPORT_HOOK}() gives the transport {provider.value.kind!r} as "
+                    f"{prefix!r}; the key must be the transport's kind"
+                )
+            yield prefix, provider
+
+    def transports(self) -> frozenset[str]:
+        """The transport prefixes plugins provide, put into the transport table on first use.
+
+        A prefix two plugins provide, or one a plugin takes from another transport, is a
+        :class:`PluginError` naming them.
+        """
+        if self._transports is None:
+            from .._errors import InvalidReferenceError
+            from ..transports import register_transport
+
+            owners: dict[str, _Provider] = {}
+            for prefix, provider in self._provided_transports():
+                other = owners.get(prefix)
+                if other is not None:
+                    raise PluginError(
+                        f"the transport {prefix!r} is provided by both {other.label()} and "
+                        f"{provider.label()}; uninstall one of them"
+                    )
+                try:
+                    register_transport(provider.value)
+                except InvalidReferenceError as err:
+                    raise PluginError(
+                        f"the transport {prefix!r} of {provider.label()} cannot be "
+                        f"registered: {err}"
+                    ) from err
+                owners[prefix] = provider
+            self._transports = frozenset(owners)
+        return self._transports
 
     def _registry(self, kind: str) -> dict[str, _Provider]:
         if self._registries is None:
@@ -191,6 +254,13 @@ class Plugins:
 
     def lookup(self, kind: str, name: str) -> Callable[..., Any]:
         """The factory registered as ``name`` for ``kind`` (``"deployer"``, ...)."""
+        return self._provider(kind, name).factory
+
+    def provider_of(self, kind: str, name: str) -> str:
+        """Which distribution and plugin provide ``name`` for ``kind`` (for error messages)."""
+        return self._provider(kind, name).label()
+
+    def _provider(self, kind: str, name: str) -> _Provider:
         if kind not in KINDS:
             raise PluginError(f"unknown plugin kind {kind!r}: one of {', '.join(KINDS)}")
         registry = self._registry(kind)
@@ -201,7 +271,7 @@ class Plugins:
                 f"no {kind.replace('_', ' ')} named {name!r} (available: {known}); "
                 "install the plugin that provides it (ocibuild plugins lists what is installed)"
             )
-        return provider.factory
+        return provider
 
     def names(self, kind: str) -> list[str]:
         """The registered names of ``kind``, sorted."""
@@ -213,6 +283,8 @@ class Plugins:
         for kind in KINDS:
             for name, provider in self._provided(kind):
                 provides.setdefault(provider.plugin, {}).setdefault(kind, []).append(name)
+        for prefix, provider in self._provided_transports():
+            provides.setdefault(provider.plugin, {}).setdefault("transport", []).append(prefix)
         out = []
         for plugin_name, _plugin in self.manager.list_name_plugin():
             dist, version = self._origin.get(plugin_name, ("(not installed)", ""))
@@ -251,6 +323,11 @@ def lookup(kind: str, name: str) -> Callable[..., Any]:
     return get_plugins().lookup(kind, name)
 
 
+def provider_of(kind: str, name: str) -> str:
+    """Which distribution and plugin provide ``name``; see :meth:`Plugins.provider_of`."""
+    return get_plugins().provider_of(kind, name)
+
+
 def names(kind: str) -> list[str]:
     """The registered names of ``kind``."""
     return get_plugins().names(kind)
@@ -261,9 +338,11 @@ def list_plugins() -> list[PluginInfo]:
     return get_plugins().list_plugins()
 
 
-def resolve_pod_spec_mutators(items: Sequence[Any] | None) -> list[Callable[..., Any]]:
+def resolve_pod_spec_mutators(
+    items: Sequence[str | PodSpecMutator] | None,
+) -> list[PodSpecMutator]:
     """Mutators given as callables, or by the name a plugin registered them under."""
-    out: list[Callable[..., Any]] = []
+    out: list[PodSpecMutator] = []
     for item in items or ():
         out.append(lookup("pod_spec_mutator", item)() if isinstance(item, str) else item)
     return out

@@ -15,14 +15,23 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
-from ._errors import PipelineError
-from .builders._base import BuildResult
+from ._errors import PipelineError, PluginError
+from ._protocols import (
+    Builder,
+    BuildResult,
+    ContextStore,
+    Deployer,
+    DeployHandle,
+    PodSpecMutator,
+    Preprocessor,
+)
 
 __all__ = [
     "RunResult",
     "build_image",
+    "checked_handle",
     "create",
     "deploy_image",
     "run",
@@ -41,19 +50,51 @@ class RunResult:
     """
 
     image: str
-    preprocessor: Any
-    builder: Any
-    deployer: Any
-    handle: Any
+    preprocessor: Preprocessor
+    builder: Builder
+    deployer: Deployer
+    handle: DeployHandle
     build: BuildResult
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.preprocessor, self.builder, self.deployer))
 
 
-def create(kind: str, name: str, options: Mapping[str, Any]) -> Any:
-    """A component from its plugin factory; options it does not take are one clear error."""
-    from ._plugins import lookup, resolve_pod_spec_mutators
+# The protocol each kind's factory must make, and how an error names it. A pod spec mutator
+# is any callable.
+_CONTRACTS: Mapping[str, tuple[type | None, str]] = {
+    "preprocessor": (Preprocessor, "a Preprocessor (preprocess() -> BuildContext)"),
+    "builder": (Builder, "a Builder (build() -> BuildResult, generate_pod_spec())"),
+    "deployer": (Deployer, "a Deployer (deploy(pod_spec, context) -> DeployHandle)"),
+    "context_store": (ContextStore, "a ContextStore (put(context, key) -> url, delete(url))"),
+    "pod_spec_mutator": (None, "a pod spec mutator (a callable)"),
+}
+
+
+@overload
+def create(
+    kind: Literal["preprocessor"], name: str, options: Mapping[str, Any]
+) -> Preprocessor: ...
+@overload
+def create(kind: Literal["builder"], name: str, options: Mapping[str, Any]) -> Builder: ...
+@overload
+def create(kind: Literal["deployer"], name: str, options: Mapping[str, Any]) -> Deployer: ...
+@overload
+def create(
+    kind: Literal["context_store"], name: str, options: Mapping[str, Any]
+) -> ContextStore: ...
+@overload
+def create(
+    kind: Literal["pod_spec_mutator"], name: str, options: Mapping[str, Any]
+) -> PodSpecMutator: ...
+@overload
+def create(kind: str, name: str, options: Mapping[str, Any]) -> object: ...
+
+
+def create(kind: str, name: str, options: Mapping[str, Any]) -> object:
+    """A component from its plugin factory; options it does not take are one clear error,
+    and so is a factory that makes something else than its kind's protocol."""
+    from ._plugins import lookup, provider_of, resolve_pod_spec_mutators
 
     factory = lookup(kind, name)
     if kind == "deployer" and "pod_spec_mutators" in options:
@@ -66,10 +107,17 @@ def create(kind: str, name: str, options: Mapping[str, Any]) -> Any:
         raise PipelineError(f"{kind} {name!r}: {err}") from err
     except ValueError:  # no signature to check (a builtin); let the call decide
         pass
-    return factory(**options)
+    component = factory(**options)
+    protocol, what = _CONTRACTS[kind]
+    if not (callable(component) if protocol is None else isinstance(component, protocol)):
+        raise PluginError(
+            f"the {kind.replace('_', ' ')} {name!r} from {provider_of(kind, name)} made a "
+            f"{type(component).__name__}, not {what}"
+        )
+    return component
 
 
-def build_image(builder: Any) -> BuildResult:
+def build_image(builder: Builder) -> BuildResult:
     """Run the builder, then the after_build and after_push hooks."""
     from ._plugins import get_plugins
 
@@ -87,16 +135,26 @@ def build_image(builder: Any) -> BuildResult:
     return result
 
 
-def deploy_image(deployer: Any, builder: Any, result: BuildResult) -> Any:
+def deploy_image(deployer: Deployer, builder: Builder, result: BuildResult) -> DeployHandle:
     """The before_deploy hook, then ``deployer.deploy(pod spec, context)``; its handle."""
     from ._plugins import get_plugins
 
     pod_spec = builder.generate_pod_spec(result.image)
     get_plugins().hook.ocibuild_before_deploy(deployer=deployer, image_ref=result.image)
-    return deployer.deploy(pod_spec, result.context)
+    return checked_handle(deployer, deployer.deploy(pod_spec, result.context))
 
 
-def run_pipeline(preprocessor: Any, builder: Any, deployer: Any) -> RunResult:
+def checked_handle(deployer: Deployer, handle: object) -> DeployHandle:
+    """``handle``, once it is known to be what ``deployer.deploy()`` must return."""
+    if not isinstance(handle, DeployHandle):
+        raise PipelineError(
+            f"deployer {type(deployer).__name__}.deploy() returned {type(handle).__name__}, "
+            "expected a DeployHandle (status, wait, logs, delete)"
+        )
+    return handle
+
+
+def run_pipeline(preprocessor: Preprocessor, builder: Builder, deployer: Deployer) -> RunResult:
     """Build with ``builder`` (which holds ``preprocessor``) and deploy with ``deployer``."""
     result = build_image(builder)
     handle = deploy_image(deployer, builder, result)

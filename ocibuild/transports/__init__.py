@@ -5,7 +5,7 @@
 """
 
 from ._base import BlobOutcome, BlobResult, ImageSink, ImageSource, NullProgress, Progress
-from ._location import Location
+from ._location import Location, set_prefix_resolver
 from ._table import Transport, mount_origin, open_sink, open_source, register_transport
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "open_sink",
     "open_source",
     "register_transport",
+    "set_prefix_resolver",
 ]

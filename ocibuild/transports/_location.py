@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._errors import InvalidReferenceError
 from ..oci import Reference
 
-__all__ = ["Location", "add_prefix"]
+__all__ = ["Location", "add_prefix", "set_prefix_resolver"]
 
 # Transports spelled PREFIX:PATH[:TAG]; the transport table adds the ones plugins register.
 _PATH_TRANSPORTS = ["oci:", "docker-archive:"]
 _lock = threading.Lock()
+# WORD: that may be a transport nobody registered yet; not HOST:PORT, not SCHEME://.
+_MAYBE_PREFIX = re.compile(r"([a-z][a-z0-9-]*):(?!//)(?!\d+(?:/|$))")
+_resolver: Callable[[str], bool] | None = None
+_resolving = threading.local()
+
+
+def set_prefix_resolver(resolver: Callable[[str], bool] | None) -> None:
+    """Ask ``resolver(kind)`` about a ``KIND:...`` spelling with no transport registered yet;
+    it returns whether it registered one (the package root loads the plugins that way)."""
+    global _resolver
+    _resolver = resolver
+
+
+def _resolved(text: str) -> bool:
+    """Whether the resolver registered a transport for the prefix ``text`` starts with."""
+    match = _MAYBE_PREFIX.match(text)
+    if match is None or _resolver is None or getattr(_resolving, "active", False):
+        return False
+    _resolving.active = True  # a plugin that parses a spelling while loading must not recurse
+    try:
+        if not _resolver(match.group(1)):
+            return False
+    finally:
+        _resolving.active = False
+    with _lock:
+        return f"{match.group(1)}:" in _PATH_TRANSPORTS
 
 
 def add_prefix(kind: str) -> None:
@@ -48,6 +76,8 @@ class Location:
                 if not path:
                     raise InvalidReferenceError(f"{text!r} names no path: write {prefix}PATH[:TAG]")
                 return cls(prefix[:-1], path=path, tag=tag or None, text=text)
+        if _resolved(text):
+            return cls.parse(text)
         if text.startswith("docker-daemon:"):
             raise InvalidReferenceError(
                 f"{text!r}: the docker-daemon transport comes with the docker builder and is not "

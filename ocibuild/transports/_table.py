@@ -81,10 +81,10 @@ _TABLE: dict[str, Transport] = {
 
 
 def register_transport(transport: Transport) -> None:
-    """Make ``KIND:...`` spellings open through ``transport``; a taken kind is refused."""
+    """Make ``KIND:...`` spellings open through ``transport``; a kind another has is refused."""
     with _lock:
         current = _TABLE.get(transport.kind)
-        if current is not None and current is not transport:
+        if current is not None and current != transport:
             raise InvalidReferenceError(
                 f"the transport {transport.kind!r} is already registered; choose another prefix"
             )

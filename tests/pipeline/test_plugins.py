@@ -28,7 +28,8 @@ fairing.config.set_preprocessor("greeting", message="hi from the plugin")
 fairing.config.set_builder("append", base_image=sys.argv[1], to=sys.argv[2])
 fairing.config.set_deployer("recorder", record_file=sys.argv[3])
 result = fairing.config.run()
-print(json.dumps({"image": result.image, "handle": result.handle}))
+status = result.handle.wait()
+print(json.dumps({"image": result.image, "phase": status.phase, "message": status.message}))
 """
 
 
@@ -49,7 +50,11 @@ def test_plugins_lists_the_installed_plugin(plugin_site: Path, tmp_path: Path) -
         "name": "testplugin",
         "distribution": "ocibuild-testplugin",
         "version": "0.3.1",
-        "provides": {"preprocessor": ["greeting"], "deployer": ["recorder"]},
+        "provides": {
+            "preprocessor": ["greeting"],
+            "deployer": ["recorder"],
+            "transport": ["testmem"],
+        },
     }
     assert listed[BUILTIN_PLUGIN]["distribution"] == "ocibuild"
     assert listed[BUILTIN_PLUGIN]["provides"]["deployer"] == ["job", "local"]
@@ -77,7 +82,7 @@ def test_plugin_preprocessor_and_deployer_end_to_end(
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["image"].startswith(dest + "@sha256:")
-    assert out["handle"] == str(record)
+    assert (out["phase"], out["message"]) == ("succeeded", f"recorded in {record}")
 
     recorded = json.loads(record.read_text())
     container = recorded["pod_spec"]["containers"][0]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ...image._image import Image
-from ...layer import FileTreeLayer, Layer, LayerCache, LayerOptions, Source
+from ...layer import FileTreeLayer, LayerCache, LayerOptions, Source
 from .._context import RUNTIME_DIR, RUNTIME_ENV, SITE_PACKAGES, BuildContext
 from ._deps import PythonTarget, install_requirements
 
-__all__ = ["code_layer", "content_tag", "dependency_layer", "image_env"]
+__all__ = ["code_layer", "dependency_layer", "image_env"]
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's
 
@@ -67,22 +65,3 @@ def image_env(
         env["PATH"] = f"{SITE_PACKAGES}/bin:{base_path}"
     env.update(context.env)
     return env
-
-
-def content_tag(base: Image, image: Image, layers: Sequence[Layer]) -> str:
-    """A tag that changes exactly when the image content does (Fairing tagged by context hash).
-
-    Layers whose digests are not known yet are built once here; the layer cache keeps the
-    result, so the write that follows only re-reads a layer the destination does not have.
-    """
-    h = hashlib.sha256(base.config.to_json())
-    for layer in layers:
-        known = layer.known()
-        if known is None:
-            with layer.compressed() as stream:
-                for _ in stream:
-                    pass
-            known = stream.result
-        h.update(str(known.digest).encode())
-    h.update(image.config.to_json())
-    return h.hexdigest()[:16]

@@ -7,19 +7,24 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ...image._image import Image
 from ...layer import Layer, LayerCache, LayerOptions, default_cache_dir
-from ...oci import ContainerConfig, Platform
+from ...oci import ContainerConfig, Digest, Platform
 from ...transports._location import Location
-from .._context import BuildContext, Preprocessor
+from .._context import BuildContext
 from .._errors import DependencyError, PipelineError
-from ._base import BuildResult, pod_spec_for
+from .._protocols import BuildResult, PodSpec, Preprocessor
+from ._base import pod_spec_for
 from ._deps import PythonTarget, python_version_from_env
-from ._layers import code_layer, content_tag, dependency_layer, image_env
+from ._layers import code_layer, dependency_layer, image_env
 
-__all__ = ["DEFAULT_IMAGE_NAME", "AppendBuilder", "default_base_image"]
+if TYPE_CHECKING:
+    from ...image._write import TagRule
+    from ...transports.registry import RegistryOptions
+
+__all__ = ["DEFAULT_IMAGE_NAME", "AppendBuilder", "content_tag", "default_base_image"]
 
 _log = logging.getLogger("ocibuild.builders")
 DEFAULT_IMAGE_NAME = "ocibuild-job"
@@ -30,11 +35,21 @@ def default_base_image() -> str:
     return "python:{}.{}-slim".format(*sys.version_info[:2])
 
 
+def content_tag(digest: Digest) -> str:
+    """The default tag: the manifest digest's first 16 hex digits (Fairing tagged by context hash).
+
+    It changes exactly when the image does, and ``write`` names it once the layers are written,
+    so it costs no pass over them: a tag computed up front had to build each layer just to
+    learn its digest, and then the write built it again.
+    """
+    return digest.hex[:16]
+
+
 class AppendBuilder:
     """Fairing's ``AppendBuilder``, with dependencies: appends layers to ``base_image``.
 
-    The image is written to ``registry/image_name:tag`` (``tag`` defaults to a hash of the
-    image content, as Fairing tagged by context hash), or to ``to`` (any destination spelling:
+    The image is written to ``registry/image_name:tag`` (``tag`` defaults to
+    :func:`content_tag` of the manifest digest), or to ``to`` (any destination spelling:
     ``REGISTRY/REPO:TAG``, ``oci:DIR:TAG``, ``docker-archive:FILE``). With ``push=False`` and
     no ``to``, it goes to an OCI layout in the cache dir instead of a registry.
 
@@ -58,7 +73,7 @@ class AppendBuilder:
         layer_options: LayerOptions | None = None,
         config: ContainerConfig | None = None,
         annotations: Mapping[str, str] | None = None,
-        registry_options: Any = None,
+        registry_options: RegistryOptions | None = None,
         cache: bool = True,
         cache_dir: str | Path | None = None,
         pip_args: Sequence[str] = (),
@@ -100,15 +115,15 @@ class AppendBuilder:
             self.base_image, platform=self.platform, registry_options=self.registry_options
         )
         self._check_python(context, base)
-        layers, image = self._assemble(context, base)
-        dest = self._destination(base, image, layers)
+        image = self._assemble(context, base)
+        dest, tag = self._destination()
         _log.info("writing %s", dest)
-        result = write(image, dest, registry_options=self.registry_options)
+        result = write(image, dest, registry_options=self.registry_options, tag=tag)
         self.image_tag = result.reference
         pushed = Location.parse(dest).kind == "registry"
         return BuildResult(result.reference, result.digest, pushed, context, result)
 
-    def generate_pod_spec(self, image: str | None = None) -> dict[str, Any]:
+    def generate_pod_spec(self, image: str | None = None) -> PodSpec:
         """A PodSpec running the last built image's command (Fairing's method)."""
         if self.context is None or (image is None and self.image_tag is None):
             raise PipelineError("generate_pod_spec() needs build() to have run first")
@@ -137,15 +152,12 @@ class AppendBuilder:
                 f"minor version; use a base image with Python {context.python_version}"
             )
 
-    def _assemble(self, context: BuildContext, base: Image) -> tuple[list[Layer], Image]:
-        layers: list[Layer] = []
+    def _assemble(self, context: BuildContext, base: Image) -> Image:
         deps = self._dependency_layer(context, base)
         image = base
         if deps is not None:
-            layers.append(deps[0])
             image = image.append(deps[0], created_by="ocibuild: pip install (dependencies)")
         code = code_layer(context, self.layer_options, self.layer_cache)
-        layers.append(code)
         image = image.append(code, created_by=f"ocibuild: {' '.join(context.command)} (code)")
         env = image_env(
             base.config.env, context, deps=deps is not None, deps_bin=deps is not None and deps[1]
@@ -157,7 +169,7 @@ class AppendBuilder:
             image = image.with_config(self.config)
         if self.annotations:
             image = image.with_annotations(self.annotations)
-        return layers, image
+        return image
 
     def _dependency_layer(self, context: BuildContext, base: Image) -> tuple[Layer, bool] | None:
         if context.requirements is None or context.requirements.is_empty():
@@ -178,11 +190,12 @@ class AppendBuilder:
             pip_args=self.pip_args,
         )
 
-    def _destination(self, base: Image, image: Image, layers: list[Layer]) -> str:
+    def _destination(self) -> tuple[str, str | TagRule | None]:
+        """Where to write, and the tag to give it there (``None``: the one ``to`` names)."""
         if self.to is not None:
-            return self.to
-        tag = self.tag or content_tag(base, image, layers)
+            return self.to, None
+        tag = self.tag or content_tag
         if self.push and self.registry:
-            return f"{self.registry}/{self.image_name}:{tag}"
+            return f"{self.registry}/{self.image_name}", tag
         safe = re.sub(r"[^a-z0-9._-]+", "-", self.image_name.lower()).strip("-") or "image"
-        return f"oci:{self.cache_dir / 'images' / safe}:{tag}"
+        return f"oci:{self.cache_dir / 'images' / safe}", tag

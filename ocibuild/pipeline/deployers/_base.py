@@ -1,29 +1,16 @@
-"""What every deployer is: ``deploy(pod_spec, context)`` runs the built image somewhere."""
+"""What deployers share: reading a pod spec, checking pod spec mutators."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
 
-from .._context import BuildContext
 from .._errors import PipelineError
+from .._protocols import PodSpec, PodSpecMutator
 
-__all__ = ["Deployer", "PodSpecMutator", "check_pod_spec_mutators", "image_of"]
-
-# Edits a PodSpec (JSON form) in place before it is deployed; namespace may be None.
-PodSpecMutator = Callable[[dict[str, Any], "str | None"], None]
+__all__ = ["check_pod_spec_mutators", "image_of"]
 
 
-@runtime_checkable
-class Deployer(Protocol):
-    """Runs what a builder built. ``deploy`` returns a handle (a job name, a local run, ...)."""
-
-    def deploy(self, pod_spec: dict[str, Any], context: BuildContext | None) -> Any:
-        """Run the image described by ``pod_spec`` (built from ``context``, when known)."""
-        ...
-
-
-def image_of(pod_spec: dict[str, Any]) -> str:
+def image_of(pod_spec: PodSpec) -> str:
     """The image of the first container of a PodSpec."""
     try:
         return str(pod_spec["containers"][0]["image"])

@@ -18,7 +18,8 @@ from typing import Any
 
 from .._context import BuildContext
 from .._errors import DeployError, NoClusterError
-from ._base import PodSpecMutator, check_pod_spec_mutators, image_of
+from .._protocols import DeployHandle, PodSpec, PodSpecMutator
+from ._base import check_pod_spec_mutators, image_of
 
 __all__ = ["Job", "find_kube_config"]
 
@@ -81,7 +82,7 @@ class Job:
         self.client_configuration = client_configuration
         self.persist_config = persist_config
 
-    def deploy(self, pod_spec: dict[str, Any], context: BuildContext | None = None) -> Any:
+    def deploy(self, pod_spec: PodSpec, context: BuildContext | None = None) -> DeployHandle:
         """Stop with :class:`NoClusterError` or :class:`DeployError` (see the module doc)."""
         image = image_of(pod_spec)
         verb = "written" if image.startswith(("oci:", "docker-archive:")) else "pushed"

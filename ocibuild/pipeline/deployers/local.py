@@ -3,7 +3,8 @@
 It is not a container: the context's files are copied into a temporary directory (in-image
 paths under it), and the command runs there with this interpreter in place of ``python``,
 ``OCIBUILD_RUNTIME=1``/``FAIRING_RUNTIME=1`` set and the runtime dir on ``PYTHONPATH``.
-Requirements are not installed: the code sees the packages of this environment.
+Requirements are not installed: the code sees the packages of this environment. The run is
+over when ``deploy`` returns: its :class:`LocalRun` handle is a finished workload.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .._context import RUNTIME_DIR, RUNTIME_ENV, BuildContext
 from .._errors import DeployError
+from .._protocols import DeployPhase, DeployStatus, PodSpec
 
 __all__ = ["LocalDeployer", "LocalRun"]
 
@@ -30,13 +31,30 @@ _PYTHONS = ("python", "python3")
 
 @dataclass(frozen=True)
 class LocalRun:
-    """What a local run did."""
+    """What a local run did; a :class:`~ocibuild.pipeline.DeployHandle` of a finished run."""
 
     command: tuple[str, ...]
     returncode: int
     directory: Path  # the root the context was copied to (gone unless cleanup=False)
     workdir: Path
     output: str | None = None  # stdout and stderr, when not streamed
+
+    def status(self) -> DeployStatus:
+        """``succeeded`` or ``failed``, with the exit status."""
+        phase: DeployPhase = "succeeded" if self.returncode == 0 else "failed"
+        return DeployStatus(phase, f"{' '.join(self.command)} exited with status {self.returncode}")
+
+    def wait(self, timeout: float | None = None) -> DeployStatus:
+        """The status: the run ended before ``deploy`` returned."""
+        return self.status()
+
+    def logs(self, follow: bool = False) -> Iterator[str]:
+        """The captured output by line; none when it was streamed (``stream_log=True``)."""
+        return iter((self.output or "").splitlines())
+
+    def delete(self) -> None:
+        """Remove the directory the context was copied to (kept with ``cleanup=False``)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class LocalDeployer:
@@ -55,7 +73,7 @@ class LocalDeployer:
         self.env = dict(env or {})
         self.last_run: LocalRun | None = None
 
-    def deploy(self, pod_spec: dict[str, Any], context: BuildContext | None) -> LocalRun:
+    def deploy(self, pod_spec: PodSpec, context: BuildContext | None) -> LocalRun:
         """Copy the context into a temp dir and run the command there."""
         if context is None:
             raise DeployError("the local deployer runs a build context: build the image first")

@@ -14,8 +14,8 @@ from .._context import (
     SITE_PACKAGES,
     BuildContext,
     ContextFile,
-    Preprocessor,
 )
+from .._protocols import Preprocessor
 from ._kernel import in_notebook_kernel
 from .full_notebook import FullNotebookPreProcessor, FullNotebookPreprocessor
 from .function import FunctionPreProcessor, FunctionPreprocessor

@@ -1,16 +1,29 @@
-"""A tiny ocibuild plugin: the ``greeting`` preprocessor and the ``recorder`` deployer."""
+"""A tiny ocibuild plugin: the ``greeting`` preprocessor, the ``recorder`` deployer and the
+``testmem:NAME[:TAG]`` transport (OCI layouts under ``$OCIBUILD_TESTPLUGIN_STORE``)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ocibuild.hookspecs import hookimpl
+from ocibuild.pipeline import DeployStatus
 from ocibuild.preprocessors import BuildContext, ContextFile
+from ocibuild.transports import (
+    ImageSink,
+    ImageSource,
+    Location,
+    Transport,
+    open_sink,
+    open_source,
+)
 
 PREPROCESSOR = "greeting"
 DEPLOYER = "recorder"
+TRANSPORT = "testmem"
 
 
 class GreetingPreprocessor:
@@ -36,7 +49,7 @@ class RecorderDeployer:
     def __init__(self, record_file: str) -> None:
         self.record_file = record_file
 
-    def deploy(self, pod_spec: dict[str, Any], context: BuildContext | None) -> str:
+    def deploy(self, pod_spec: Any, context: BuildContext | None) -> RecordHandle:
         record = {
             "pod_spec": pod_spec,
             "command": list(context.command) if context else None,
@@ -44,7 +57,42 @@ class RecorderDeployer:
         }
         with open(self.record_file, "w", encoding="utf-8") as f:
             json.dump(record, f)
-        return self.record_file
+        return RecordHandle(Path(self.record_file))
+
+
+class RecordHandle:
+    """A finished deploy: the record file is its only output."""
+
+    def __init__(self, record_file: Path) -> None:
+        self.record_file = record_file
+
+    def status(self) -> DeployStatus:
+        return DeployStatus("succeeded", f"recorded in {self.record_file}")
+
+    def wait(self, timeout: float | None = None) -> DeployStatus:
+        return self.status()
+
+    def logs(self, follow: bool = False) -> Iterator[str]:
+        return iter(self.record_file.read_text(encoding="utf-8").splitlines())
+
+    def delete(self) -> None:
+        self.record_file.unlink(missing_ok=True)
+
+
+def _layout(location: Location) -> Location:
+    store = Path(os.environ["OCIBUILD_TESTPLUGIN_STORE"]) / (location.path or "default")
+    return Location.parse(f"oci:{store}" + (f":{location.tag}" if location.tag else ""))
+
+
+def _source(location: Location, registry_options: Any) -> ImageSource:
+    return open_source(_layout(location))
+
+
+def _sink(location: Location, registry_options: Any) -> ImageSink:
+    return open_sink(_layout(location))
+
+
+TESTMEM = Transport(TRANSPORT, _source, _sink)
 
 
 def _log(line: str) -> None:
@@ -62,6 +110,11 @@ def ocibuild_preprocessors() -> dict[str, Any]:
 @hookimpl
 def ocibuild_deployers() -> dict[str, Any]:
     return {DEPLOYER: RecorderDeployer}
+
+
+@hookimpl
+def ocibuild_transports() -> dict[str, Transport]:
+    return {TRANSPORT: TESTMEM}
 
 
 @hookimpl

@@ -116,6 +116,7 @@ def __getattr__(name: str) -> Any:
     if name == "run":
         from .pipeline._run import run
 
+        publish(__name__, {"run": run}, ["run"])
         return run
     raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")
 

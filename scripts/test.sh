@@ -2,7 +2,9 @@
 # Set up everything the test suite needs on a fresh Debian machine, then run it.
 #   ./scripts/test.sh [pytest args...]
 # Installs the Debian packages the tests drive (a real registry and independent validators),
-# creates .venv with ocibuild and its test extras, and runs pytest on both cores.
+# creates .venv with ocibuild and its test extras (which bring the checkers too), then runs,
+# stopping at the first that fails: ruff check, ruff format --check, mypy (strict, package and
+# tests), lint-imports (the floors), and pytest on both cores.
 # A missing tool is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +26,23 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
 
+LINTED=(ocibuild tests benchmarks noxfile.py)
+
+check() {
+  local name=$1
+  shift
+  echo "==> $name" >&2
+  if ! "$@"; then
+    echo "test.sh: FAILED: $name ($*)" >&2
+    exit 1
+  fi
+}
+
+check "ruff check" .venv/bin/ruff check "${LINTED[@]}"
+check "ruff format" .venv/bin/ruff format --check "${LINTED[@]}"
+check "mypy --strict" .venv/bin/mypy  # files and strictness come from pyproject.toml
+check "import contracts" .venv/bin/lint-imports
+
+echo "==> pytest" >&2
+# exec, so that pytest's own summary is the last line and its exit status is the script's.
 exec .venv/bin/python -m pytest -n 2 --dist loadgroup "$@"

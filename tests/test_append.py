@@ -11,12 +11,21 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
 
 from ocibuild.cli._main import main
-from tests.support import skopeo_copy, skopeo_inspect, umoci_unpack
+from tests.support import (
+    BaseImage,
+    BaseInRegistry,
+    DockerArchive,
+    OCISchema,
+    skopeo_copy,
+    skopeo_inspect,
+    umoci_unpack,
+)
 
 
 def ocibuild(
@@ -52,7 +61,7 @@ def app(tmp_path: Path) -> Path:
     return root
 
 
-def layout_manifest(layout: Path, tag: str) -> tuple[dict, dict]:
+def layout_manifest(layout: Path, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
     index = json.loads((layout / "index.json").read_text())
     [desc] = [
         m
@@ -69,7 +78,9 @@ def blob(layout: Path, digest: str) -> bytes:
     return (layout / "blobs" / algo / hexpart).read_bytes()
 
 
-def test_append_from_scratch_reads_back_exactly(tmp_path, app, cache_dir, oci_schema):
+def test_append_from_scratch_reads_back_exactly(
+    tmp_path: Path, app: Path, cache_dir: Path, oci_schema: OCISchema
+) -> None:
     out = tmp_path / "out"
     result = main(
         [
@@ -137,10 +148,13 @@ def result_digest(layout: Path, tag: str) -> str:
         for m in index["manifests"]
         if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
     ]
-    return desc["digest"]
+    digest: str = desc["digest"]
+    return digest
 
 
-def test_append_is_reproducible_across_touch_and_machines(tmp_path, app, cache_dir):
+def test_append_is_reproducible_across_touch_and_machines(
+    tmp_path: Path, app: Path, cache_dir: Path
+) -> None:
     first = ocibuild("append", "--json", "--to", f"oci:{tmp_path / 'a'}:t", f"{app}:/app")
     for path in app.rglob("*"):
         if not path.is_symlink():
@@ -161,8 +175,8 @@ def test_append_is_reproducible_across_touch_and_machines(tmp_path, app, cache_d
 
 
 def test_append_onto_base_layout_keeps_base_and_annotates(
-    tmp_path, app, base_layout, cache_dir, oci_schema
-):
+    tmp_path: Path, app: Path, base_layout: BaseImage, cache_dir: Path, oci_schema: OCISchema
+) -> None:
     out = tmp_path / "out"
     proc = ocibuild(
         "append",
@@ -214,7 +228,9 @@ def test_append_onto_base_layout_keeps_base_and_annotates(
     assert {b["outcome"] for b in again["blobs"] if b["kind"] == "layer"} == {"exists"}
 
 
-def test_append_zstd_layers(tmp_path, app, cache_dir, oci_schema):
+def test_append_zstd_layers(
+    tmp_path: Path, app: Path, cache_dir: Path, oci_schema: OCISchema
+) -> None:
     out = tmp_path / "out"
     proc = ocibuild(
         "append", "--json", "--compression", "zstd", "--to", f"oci:{out}:z", f"{app}:/app"
@@ -228,11 +244,13 @@ def test_append_zstd_layers(tmp_path, app, cache_dir, oci_schema):
         .decompress(blob(out, manifest["layers"][0]["digest"]))
     )
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        assert tar.extractfile("app/main.py").read() == b"print('hello from the image')\n"
+        member = tar.extractfile("app/main.py")
+        assert member is not None
+        assert member.read() == b"print('hello from the image')\n"
     assert skopeo_inspect(f"oci:{out}:z")["Digest"] == json.loads(proc.stdout)["digest"]
 
 
-def test_append_tarball_media_type_comes_from_bytes(tmp_path, cache_dir):
+def test_append_tarball_media_type_comes_from_bytes(tmp_path: Path, cache_dir: Path) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         info = tarfile.TarInfo("etc/hello.txt")
@@ -250,7 +268,9 @@ def test_append_tarball_media_type_comes_from_bytes(tmp_path, cache_dir):
     assert config_z["rootfs"]["diff_ids"] == config["rootfs"]["diff_ids"]
 
 
-def test_docker_archive_round_trip(tmp_path, app, docker_archive_base, cache_dir):
+def test_docker_archive_round_trip(
+    tmp_path: Path, app: Path, docker_archive_base: DockerArchive, cache_dir: Path
+) -> None:
     out = tmp_path / "out.tar"
     ocibuild(
         "append",
@@ -267,7 +287,7 @@ def test_docker_archive_round_trip(tmp_path, app, docker_archive_base, cache_dir
     assert (rootfs / "app/main.py").exists() and (rootfs / "bin/busybox").exists()
 
 
-def test_inspect_human_and_json(tmp_path, app, cache_dir):
+def test_inspect_human_and_json(tmp_path: Path, app: Path, cache_dir: Path) -> None:
     out = tmp_path / "out"
     main(["append", "--to", f"oci:{out}:t", f"{app}:/app", "--env", "K=V"])
     human = ocibuild("inspect", f"oci:{out}:t").stdout
@@ -293,8 +313,8 @@ def test_inspect_human_and_json(tmp_path, app, cache_dir):
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
-    tmp_path, app, base_layout, cache_dir, args, needle
-):
+    tmp_path: Path, app: Path, base_layout: BaseImage, cache_dir: Path, args: list[str], needle: str
+) -> None:
     out = tmp_path / "out"
     fill = {"out": str(out), "tmp": str(tmp_path), "app": str(app), "base": str(base_layout.path)}
     proc = ocibuild(*[a.format(**fill) for a in args], check=False)
@@ -306,7 +326,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert not (out / "index.json").exists()
 
 
-def test_failed_write_leaves_existing_tag_alone(tmp_path, app, cache_dir):
+def test_failed_write_leaves_existing_tag_alone(tmp_path: Path, app: Path, cache_dir: Path) -> None:
     out = tmp_path / "out"
     main(["append", "--to", f"oci:{out}:t", f"{app}:/app"])
     before = (out / "index.json").read_bytes()
@@ -317,8 +337,12 @@ def test_failed_write_leaves_existing_tag_alone(tmp_path, app, cache_dir):
 
 
 def test_platform_all_appends_to_every_platform(
-    tmp_path, app, base_in_registry, cache_dir, oci_schema
-):
+    tmp_path: Path,
+    app: Path,
+    base_in_registry: BaseInRegistry,
+    cache_dir: Path,
+    oci_schema: OCISchema,
+) -> None:
     multi = tmp_path / "multi"
     skopeo_copy(f"docker://{base_in_registry.multi}", f"oci:{multi}:m", all_images=True)
     out = tmp_path / "out"
@@ -373,7 +397,7 @@ def test_platform_all_appends_to_every_platform(
     assert missing.returncode == 1 and "linux/amd64" in missing.stderr
 
 
-def test_scratch_with_platform(tmp_path, app, cache_dir):
+def test_scratch_with_platform(tmp_path: Path, app: Path, cache_dir: Path) -> None:
     out = tmp_path / "out"
     main(["append", "--platform", "linux/arm64/v8", "--to", f"oci:{out}:t", f"{app}:/app"])
     inspected = skopeo_inspect(f"oci:{out}:t", config=True)

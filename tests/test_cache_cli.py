@@ -3,15 +3,16 @@
 import json
 import os
 import time
+from pathlib import Path
 
 from tests.test_append import ocibuild
 
 
-def _layer_entries(cache_dir):
+def _layer_entries(cache_dir: Path) -> list[Path]:
     return sorted((cache_dir / "layers").glob("*")) if (cache_dir / "layers").exists() else []
 
 
-def test_cache_is_used_bypassed_and_pruned(tmp_path, cache_dir):
+def test_cache_is_used_bypassed_and_pruned(tmp_path: Path, cache_dir: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.txt").write_text("a")
@@ -42,7 +43,7 @@ def test_cache_is_used_bypassed_and_pruned(tmp_path, cache_dir):
     assert _layer_entries(cache_dir) == [] and list(deps.iterdir()) == []
 
 
-def test_cached_rebuild_reports_the_same_layer(tmp_path):
+def test_cached_rebuild_reports_the_same_layer(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(os.urandom(1 << 20))

@@ -3,18 +3,19 @@ import os
 import pty
 import subprocess
 import sys
+from pathlib import Path
 
 from ocibuild.cli._progress import TerminalProgress
 from ocibuild.image._inspect import human_bytes
 
 
-def test_human_bytes():
+def test_human_bytes() -> None:
     assert human_bytes(0) == "0 B"
     assert human_bytes(1536) == "1.5 KiB"
     assert human_bytes(3 * 1024**3) == "3.0 GiB"
 
 
-def test_progress_line_counts_blobs_and_bytes():
+def test_progress_line_counts_blobs_and_bytes() -> None:
     out = io.StringIO()
     progress = TerminalProgress(out, verb="pushing")
     progress.blob_started("a", "./src:/app", 2048)
@@ -28,7 +29,7 @@ def test_progress_line_counts_blobs_and_bytes():
     assert out.getvalue().endswith("\n")
 
 
-def test_cli_shows_progress_only_on_a_terminal(tmp_path):
+def test_cli_shows_progress_only_on_a_terminal(tmp_path: Path) -> None:
     src = tmp_path / "f.bin"
     src.write_bytes(os.urandom(1 << 20))
     env = {**os.environ, "OCIBUILD_CACHE_DIR": str(tmp_path / "cache")}

@@ -1,8 +1,12 @@
 """The public surface is deliberate: `ocibuild.__all__` is pinned, and importing the core or
 starting the CLI does not pull in the pipeline's heavy dependencies."""
 
+import importlib
+import inspect
 import subprocess
 import sys
+
+import pytest
 
 import ocibuild
 
@@ -54,13 +58,13 @@ PUBLIC = {
 }
 
 
-def test_all_is_pinned():
+def test_all_is_pinned() -> None:
     assert set(ocibuild.__all__) == PUBLIC
     for name in ocibuild.__all__:
         assert getattr(ocibuild, name) is not None
 
 
-def test_errors_share_one_root_and_natural_builtins():
+def test_errors_share_one_root_and_natural_builtins() -> None:
     for name in ocibuild.__all__:
         obj = getattr(ocibuild, name)
         if isinstance(obj, type) and name.endswith("Error"):
@@ -68,6 +72,38 @@ def test_errors_share_one_root_and_natural_builtins():
     assert issubclass(ocibuild.InvalidReferenceError, ValueError)
     assert issubclass(ocibuild.NotFoundError, LookupError)
     assert issubclass(ocibuild.NoClusterError, ocibuild.DeployError)
+
+
+PUBLIC_MODULES = [
+    "ocibuild",
+    "ocibuild.oci",
+    "ocibuild.layer",
+    "ocibuild.registry",
+    "ocibuild.plugins",
+    "ocibuild.hookspecs",
+    "ocibuild.preprocessors",
+    "ocibuild.config",
+]
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_exported_classes_and_functions_name_a_public_home(module_name: str) -> None:
+    # Tracebacks, reprs, pickles and docs show __module__: it must be a module users import.
+    module = importlib.import_module(module_name)
+    wrong = []
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            continue
+        home_name, own_name = obj.__module__, obj.__qualname__
+        if any(part.startswith("_") for part in home_name.split(".")):
+            wrong.append(f"{name}: __module__ is the private {home_name}")
+            continue
+        home = importlib.import_module(home_name)
+        exported = getattr(home, "__all__", [own_name])
+        if getattr(home, own_name, None) is not obj or own_name not in exported:
+            wrong.append(f"{name}: {home_name} does not export {own_name}")
+    assert not wrong, "\n".join(wrong)
 
 
 HEAVY = ("kubernetes", "cloudpickle", "nbformat", "httpx", "pluggy", "tarfile")
@@ -83,12 +119,12 @@ def _modules_after(code: str) -> set[str]:
     return set(out.split())
 
 
-def test_core_import_is_light():
+def test_core_import_is_light() -> None:
     loaded = _modules_after("import ocibuild")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
-def test_offline_append_help_is_light():
+def test_offline_append_help_is_light() -> None:
     loaded = _modules_after(
         "import contextlib, io\nfrom ocibuild.cli import main\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
@@ -97,7 +133,7 @@ def test_offline_append_help_is_light():
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
-def test_version_matches_package_metadata():
+def test_version_matches_package_metadata() -> None:
     from importlib.metadata import version
 
     assert ocibuild.__version__ == version("ocibuild")

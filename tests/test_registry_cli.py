@@ -6,15 +6,26 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support import skopeo_copy, skopeo_inspect, umoci_unpack
+from tests.support import (
+    BaseInRegistry,
+    FaultProxy,
+    OCISchema,
+    Registry,
+    skopeo_copy,
+    skopeo_inspect,
+    umoci_unpack,
+)
 from tests.test_append import ocibuild
 
 
 @pytest.fixture
-def app(tmp_path):
+def app(tmp_path: Path) -> Path:
     root = tmp_path / "app"
     root.mkdir()
     (root / "main.py").write_text("print('hi')\n")
@@ -22,17 +33,17 @@ def app(tmp_path):
     return root
 
 
-def repo(registry, name: str) -> str:
+def repo(registry: Registry, name: str) -> str:
     return f"{registry.host}/{name}-{uuid.uuid4().hex[:8]}"
 
 
-def layers_of(report: dict) -> list[dict]:
+def layers_of(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [b for b in report["blobs"] if b["kind"] == "layer"]
 
 
 def test_push_mounts_base_layers_and_noop_rebuild_sends_nothing(
-    registry, base_in_registry, app, cache_dir
-):
+    registry: Registry, base_in_registry: BaseInRegistry, app: Path, cache_dir: Path
+) -> None:
     dest = repo(registry, "app") + ":1"
     registry.mark()
     report = json.loads(
@@ -65,8 +76,12 @@ def test_push_mounts_base_layers_and_noop_rebuild_sends_nothing(
 
 
 def test_docker_base_stays_docker_unless_zstd(
-    registry, base_in_registry, app, cache_dir, oci_schema
-):
+    registry: Registry,
+    base_in_registry: BaseInRegistry,
+    app: Path,
+    cache_dir: Path,
+    oci_schema: OCISchema,
+) -> None:
     dest = repo(registry, "docker")
     ocibuild("append", "--base", base_in_registry.docker, "--to", dest + ":gz", f"{app}:/app")
     raw = json.loads(skopeo_inspect(f"docker://{dest}:gz", raw=True))
@@ -91,7 +106,9 @@ def test_docker_base_stays_docker_unless_zstd(
     oci_schema.validate_manifest(raw)
 
 
-def test_copy_preserves_digests_between_transports(registry, base_in_registry, tmp_path, cache_dir):
+def test_copy_preserves_digests_between_transports(
+    registry: Registry, base_in_registry: BaseInRegistry, tmp_path: Path, cache_dir: Path
+) -> None:
     layout = tmp_path / "layout"
     first = json.loads(ocibuild("copy", "--json", base_in_registry.multi, f"oci:{layout}:m").stdout)
     assert first["digest"] == base_in_registry.multi_digest
@@ -116,8 +133,13 @@ def test_copy_preserves_digests_between_transports(registry, base_in_registry, t
 
 
 def test_copy_to_an_authenticated_registry(
-    basic_registry, base_in_registry, tmp_path, monkeypatch, cache_dir
-):
+    basic_registry: Registry,
+    base_in_registry: BaseInRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cache_dir: Path,
+) -> None:
+    assert basic_registry.password is not None
     config = tmp_path / "docker"
     config.mkdir()
     token = base64.b64encode(f"{basic_registry.username}:{basic_registry.password}".encode())
@@ -142,7 +164,7 @@ def test_copy_to_an_authenticated_registry(
     assert basic_registry.password not in denied.stderr
 
 
-def test_inspect_registry_index_and_platform(base_in_registry):
+def test_inspect_registry_index_and_platform(base_in_registry: BaseInRegistry) -> None:
     report = json.loads(ocibuild("inspect", "--json", base_in_registry.multi).stdout)
     assert report["digest"] == base_in_registry.multi_digest
     assert len(report["manifest"]["manifests"]) == 2
@@ -156,8 +178,12 @@ def test_inspect_registry_index_and_platform(base_in_registry):
 
 
 def test_failed_push_never_moves_the_tag(
-    registry, base_in_registry, app, cache_dir, make_fault_proxy
-):
+    registry: Registry,
+    base_in_registry: BaseInRegistry,
+    app: Path,
+    cache_dir: Path,
+    make_fault_proxy: Callable[[str], FaultProxy],
+) -> None:
     name = repo(registry, "guarded")
     first = json.loads(
         ocibuild(
@@ -186,7 +212,9 @@ def test_failed_push_never_moves_the_tag(
     assert skopeo_inspect(f"docker://{name}:1")["Digest"] == first["digest"]
 
 
-def test_dropped_upload_is_retried_to_success(registry, app, cache_dir, make_fault_proxy):
+def test_dropped_upload_is_retried_to_success(
+    registry: Registry, app: Path, cache_dir: Path, make_fault_proxy: Callable[[str], FaultProxy]
+) -> None:
     proxy = make_fault_proxy(registry.url)
     proxy.add_fault(
         method="PATCH", path_contains="/blobs/uploads/", action="drop", after_bytes=1000, times=1
@@ -218,7 +246,7 @@ sys.exit(status)
 
 
 @pytest.mark.slow
-def test_pushing_a_large_layer_keeps_memory_flat(registry, tmp_path):
+def test_pushing_a_large_layer_keeps_memory_flat(registry: Registry, tmp_path: Path) -> None:
     import subprocess
     import sys
 

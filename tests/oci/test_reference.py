@@ -22,7 +22,9 @@ HEX = "a" * 64
         ("docker://quay.io/a_b/c-d__e.f:x", "quay.io", "a_b/c-d__e.f", "x", None),
     ],
 )
-def test_parse(text, registry, repository, tag, digest):
+def test_parse(
+    text: str, registry: str, repository: str, tag: str | None, digest: str | None
+) -> None:
     ref = Reference.parse(text)
     assert (ref.registry, ref.repository, ref.tag) == (registry, repository, tag)
     assert (str(ref.digest) if ref.digest else None) == digest
@@ -44,7 +46,7 @@ def test_parse(text, registry, repository, tag, digest):
         (" app", "spaces"),
     ],
 )
-def test_parse_rejects_with_a_reason(text, needle):
+def test_parse_rejects_with_a_reason(text: str, needle: str) -> None:
     with pytest.raises(errors.InvalidReferenceError) as info:
         Reference.parse(text)
     assert needle in str(info.value)
@@ -52,7 +54,7 @@ def test_parse_rejects_with_a_reason(text, needle):
     assert "\n" not in str(info.value)
 
 
-def test_properties():
+def test_properties() -> None:
     ref = Reference.parse("python:3")
     assert ref.api_host == "registry-1.docker.io"
     assert ref.identifier == "3"

@@ -15,11 +15,12 @@ from ocibuild.oci import (
     parse_manifest_or_index,
 )
 from ocibuild.oci import media_types as mt
+from tests.support import OCISchema
 
 EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
-def test_digest():
+def test_digest() -> None:
     d = Digest.of(b"")
     assert str(d) == "sha256:" + EMPTY_SHA
     assert Digest.parse(str(d)) == d
@@ -29,7 +30,7 @@ def test_digest():
     assert Digest.parse("sha512:" + "0" * 128).algorithm == "sha512"
 
 
-def test_platform():
+def test_platform() -> None:
     p = Platform.parse("linux/arm64/v8")
     assert (p.os, p.architecture, p.variant) == ("linux", "arm64", "v8")
     assert str(p) == "linux/arm64/v8"
@@ -41,7 +42,7 @@ def test_platform():
             Platform.parse(bad)
 
 
-def test_descriptor_round_trip():
+def test_descriptor_round_trip() -> None:
     raw = {
         "mediaType": mt.OCI_MANIFEST,
         "digest": "sha256:" + EMPTY_SHA,
@@ -53,20 +54,20 @@ def test_descriptor_round_trip():
     assert d.platform == Platform("linux", "arm64", "v8")
     assert Descriptor.from_dict(d.to_dict()) == d
     with pytest.raises(TypeError):
-        d.annotations["c"] = "3"  # frozen
+        d.annotations["c"] = "3"  # type: ignore[index]  # a frozen mapping must refuse this
     with pytest.raises(errors.ManifestError):
         Descriptor.from_dict({"mediaType": "x", "size": 1})
     with pytest.raises(errors.ManifestError):
         Descriptor(mt.OCI_LAYER, Digest.of(b""), -1)
 
 
-def _manifest():
+def _manifest() -> Manifest:
     cfg = Descriptor(mt.OCI_CONFIG, Digest.of(b"{}"), 2)
     layer = Descriptor(mt.OCI_LAYER_GZIP, Digest.of(b"x"), 1)
     return Manifest(cfg, (layer,), annotations={"org.opencontainers.image.title": "t"})
 
 
-def test_manifest_round_trip_and_schema(oci_schema):
+def test_manifest_round_trip_and_schema(oci_schema: OCISchema) -> None:
     m = _manifest()
     data = m.to_json()
     obj = json.loads(data)
@@ -76,7 +77,7 @@ def test_manifest_round_trip_and_schema(oci_schema):
     assert m.to_json() == data  # deterministic
 
 
-def test_index_round_trip_select_and_schema(oci_schema):
+def test_index_round_trip_select_and_schema(oci_schema: OCISchema) -> None:
     m = _manifest().to_json()
     amd = Descriptor(mt.OCI_MANIFEST, Digest.of(m), len(m), platform=Platform("linux", "amd64"))
     arm = Descriptor(mt.OCI_MANIFEST, Digest.of(b"2"), 1, platform=Platform("linux", "arm64"))
@@ -100,13 +101,13 @@ def test_index_round_trip_select_and_schema(oci_schema):
         (b'{"schemaVersion": 2, "mediaType": "' + mt.OCI_MANIFEST.encode() + b'"}', "config"),
     ],
 )
-def test_bad_manifests(data, needle):
+def test_bad_manifests(data: bytes, needle: str) -> None:
     with pytest.raises(errors.ManifestError) as info:
         Manifest.from_json(data)
     assert needle in str(info.value)
 
 
-def test_config_edits_keep_unknown_fields(oci_schema):
+def test_config_edits_keep_unknown_fields(oci_schema: OCISchema) -> None:
     raw = {
         "architecture": "amd64",
         "os": "linux",

@@ -31,6 +31,7 @@ from ocibuild.oci._blobs import BytesStream, VerifyingStream
 from ocibuild.transports._archive import ArchiveSink, ArchiveSource
 from ocibuild.transports._layout import LayoutSink, LayoutSource
 from tests._layout_helpers import ChunkStream, one_line, skopeo, tar_of
+from tests.test_append import ocibuild
 
 # --- building small images by hand ----------------------------------------------------------
 
@@ -315,8 +316,9 @@ def test_source_follows_long_names_links_and_detects_compression(tmp_path: Path)
     """A legacy archive: a GNU long-name layer, a pax long-name layer, a symlink and a hardlink."""
     tars = [tar_of({"one": b"1"}), tar_of({"two": b"2"}), tar_of({"three": b"3"})]
     gz = gzip.compress(tars[1], mtime=0)
+    order = [tars[0], tars[1], tars[2], tars[2], tars[0], tars[2]]  # as "Layers" names them
     config = json.dumps(
-        {"rootfs": {"type": "layers", "diff_ids": [str(Digest.of(t)) for t in tars] * 2}}
+        {"rootfs": {"type": "layers", "diff_ids": [str(Digest.of(t)) for t in order]}}
     )
     long_dir = "d" * 120
     layers = [
@@ -467,3 +469,25 @@ def test_corrupt_member_fails_verification(good_archive: Path) -> None:
     with pytest.raises(NotFoundError):
         source.get_child_manifest(layer)
     source.close()
+
+
+@pytest.mark.parametrize("form", ["skopeo", "docker-25"])
+def test_a_flipped_byte_in_a_layer_is_refused_before_anything_is_written(
+    skopeo_archive: tuple[Path, Image], tmp_path: Path, form: str
+) -> None:
+    """docker save / skopeo name layers by path, not by digest: the config's diff_id is the
+    only name their bytes have, so it is checked before the image is used."""
+    archive, img = skopeo_archive
+    if form == "docker-25":
+        archive = tmp_path / "docker25.tar"
+        write_archive(archive, img, "foo/bar:t1")
+    data = bytearray(archive.read_bytes())
+    offset = data.index(img.tars[1][4096:4160])  # inside the second layer's tar
+    data[offset] ^= 0x01
+    broken = tmp_path / "broken.tar"
+    broken.write_bytes(bytes(data))
+    proc = ocibuild("copy", f"docker-archive:{broken}", f"oci:{tmp_path / 'out'}:x", check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("ocibuild: error: ") and len(proc.stderr.splitlines()) == 1
+    assert "corrupt" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()

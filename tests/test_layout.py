@@ -422,6 +422,10 @@ def test_a_killed_writer_never_leaves_a_lying_layout(layout: tuple[Path, Img]) -
 
 
 def test_concurrent_put_blob_from_four_threads(tmp_path: Path) -> None:
+    # An existing layout: blobs land in it as they are written (a new one is staged).
+    (tmp_path / "lay").mkdir()
+    (tmp_path / "lay" / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (tmp_path / "lay" / "index.json").write_text('{"schemaVersion":2,"manifests":[]}')
     sink = LayoutSink(tmp_path / "lay", "v1")
     assert sink.concurrency >= 4
     blobs = [os.urandom((2 << 20) + i) for i in range(8)]
@@ -451,3 +455,97 @@ def test_concurrent_put_blob_from_four_threads(tmp_path: Path) -> None:
     for data in blobs:
         path = tmp_path / "lay" / "blobs" / "sha256" / Digest.of(data).hex
         assert path.read_bytes() == data
+
+
+# --- what dead and failed writers leave ---------------------------------------------------
+
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def _age(path: Path, seconds: float = 7200) -> None:
+    old = path.stat().st_mtime - seconds
+    os.utime(path, (old, old))
+
+
+def test_temp_files_of_dead_writers_are_reclaimed_and_live_ones_kept(
+    layout: tuple[Path, Img],
+) -> None:
+    lay, _ = layout
+    blobs = lay / "blobs" / "sha256"
+    dead, live, fresh = blobs / ".tmp-dead", blobs / ".tmp-live", blobs / ".tmp-fresh"
+    for path in (dead, live, fresh):
+        path.write_bytes(b"half a blob")
+    _age(dead)
+    _age(live)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(live)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        write_image(LayoutSink(lay), make_image({"g": b"next"}), "v2")
+        assert not dead.exists()  # nobody holds its lock, and it is old: a dead writer's
+        assert live.exists()  # its writer is alive (it holds the lock)
+        assert fresh.exists()  # too young to judge: it may not be locked yet
+    finally:
+        holder.kill()
+        holder.wait()
+    live.unlink()
+    fresh.unlink()
+    run("umoci", "gc", "--layout", lay)  # umoci refuses stray files; none are left
+
+
+def test_a_first_write_that_fails_or_dies_leaves_no_layout(tmp_path: Path) -> None:
+    target = tmp_path / "new"
+    sink = LayoutSink(target, "v1")
+    data = b"x" * 100_000
+    wrong = Descriptor(mt.OCI_LAYER, Digest.of(b"other"), len(data))
+    with pytest.raises(DigestMismatchError):
+        sink.put_blob(ChunkStream(data, mt.OCI_LAYER, 4096), wrong)
+    sink.put_blob(ChunkStream(data, mt.OCI_LAYER, 4096), None)
+    sink.abort()
+    assert sorted(os.listdir(tmp_path)) == []  # no skeleton, no staging directory
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(target)], env=env, timeout=60)
+    assert proc.returncode == 9
+    assert not target.exists()  # a killed first write never shows a layout
+    (staged,) = os.listdir(tmp_path)
+    assert staged.startswith(".new.tmp-")
+    _age(tmp_path / staged)
+    write_image(LayoutSink(target), make_image({"f": b"ok"}), "v1")
+    assert sorted(os.listdir(tmp_path)) == ["new"]  # the dead writer's staging dir is gone
+    json.loads(skopeo("inspect", f"oci:{target}:v1"))
+
+
+_FIRST_WRITER = """
+import sys
+from ocibuild import FileTreeLayer, Image, write
+image = Image.scratch().append(FileTreeLayer([sys.argv[2] + ":/data"]))
+print(write(image, "oci:" + sys.argv[1] + ":" + sys.argv[3]).digest)
+"""
+
+
+def test_concurrent_first_writes_into_a_new_layout_all_land(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OCIBUILD_CACHE_DIR": str(tmp_path / "c")}
+    for round_ in range(3):
+        target = tmp_path / f"lay{round_}"
+        procs = []
+        for n in range(6):
+            src = tmp_path / f"src{round_}-{n}"
+            src.mkdir()
+            (src / "f").write_bytes(os.urandom(50_000))
+            argv = [sys.executable, "-c", _FIRST_WRITER, str(target), str(src), f"t{n}"]
+            procs.append(subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True))
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, errors
+        tags = {e.annotations.get(REF_NAME) for e in LayoutSource(target, "t0")._layout.entries()}
+        assert tags == {f"t{n}" for n in range(6)}
+        assert [n for n in os.listdir(tmp_path) if n.startswith(f".lay{round_}")] == []
+        for n in range(6):
+            json.loads(skopeo("inspect", f"oci:{target}:t{n}"))

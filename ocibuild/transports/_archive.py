@@ -27,12 +27,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._errors import (
+    DigestMismatchError,
+    InvalidDigestError,
     InvalidReferenceError,
     ManifestError,
     NotFoundError,
+    TarballError,
     TransportError,
 )
-from ..layer._compress import Compression, detect_compression
+from ..layer._compress import Compression, decompress_stream, detect_compression
 from ..layer._tar import file_header
 from ..layer._tar_index import Member, read_members, resolve
 from ..oci import Descriptor, Digest, Manifest, Platform, Reference, describe
@@ -179,7 +182,10 @@ class ArchiveSource:
                 f"docker-archive {self._path} lists {len(self._layers)} layers but its config "
                 f"has {count} diff_ids"
             )
-        stored = [self._stored_layer(name) for name in self._layers]
+        stored = [
+            self._stored_layer(name, _diff_id(diff_id, self._path))
+            for name, diff_id in zip(self._layers, diff_ids, strict=True)
+        ]
         # Docker schema 2 has no zstd layer type: such an image is presented as OCI throughout.
         oci = any(compression == "zstd" for _, _, compression in stored)
         self._media_type = mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST
@@ -191,22 +197,57 @@ class ArchiveSource:
         self._blobs[config_desc.digest] = config_member
         return Manifest(config_desc, layers, self._media_type).to_json()
 
-    def _stored_layer(self, name: str) -> tuple[Digest, int, Compression]:
-        """The digest, size and compression of a layer file as it is in the archive."""
+    def _stored_layer(self, name: str, diff_id: Digest) -> tuple[Digest, int, Compression]:
+        """The digest, size and compression of a layer file as it is in the archive, after
+        checking that its uncompressed content is what the config's diff_id names."""
         member = self._resolve(name)
         self._file.seek(member.offset)
         compression = detect_compression(self._file.read(min(4, member.size)))
         known = _BLOB_NAME.match(member.name)
-        # A blobs/sha256/<hex> name is the content's digest; anything read later is verified.
-        digest = Digest("sha256", known.group(1)) if known else self._hash(member)
+        if known and compression == "none":
+            # A blobs/sha256/<hex> name is the content's digest, verified when it is read.
+            digest, content = Digest("sha256", known.group(1)), Digest("sha256", known.group(1))
+        else:
+            digest, content = self._hash(member, compression)
+        if known and digest.hex != known.group(1):
+            raise DigestMismatchError(
+                f"{member.name} in docker-archive {self._path} does not hash to its name; "
+                "the archive is corrupt"
+            )
+        if content != diff_id:
+            raise DigestMismatchError(
+                f"layer {name} in docker-archive {self._path} has uncompressed digest {content}, "
+                f"but the image config names {diff_id}; the archive is corrupt"
+            )
         self._blobs[digest] = member
         return digest, member.size, compression
 
-    def _hash(self, member: Member) -> Digest:
-        hasher = hashlib.sha256()
-        for chunk in FileChunks(self._path, member.offset, member.size):
-            hasher.update(chunk)
-        return Digest("sha256", hasher.hexdigest())
+    def _hash(self, member: Member, compression: Compression) -> tuple[Digest, Digest]:
+        """The sha256 of the member as stored and of its uncompressed content, in one read."""
+        stored = hashlib.sha256()
+        chunks = FileChunks(self._path, member.offset, member.size)
+        if compression == "none":
+            for chunk in chunks:
+                stored.update(chunk)
+            digest = Digest("sha256", stored.hexdigest())
+            return digest, digest
+        uncompressed = hashlib.sha256()
+
+        def tee() -> Iterator[bytes]:
+            for chunk in chunks:
+                stored.update(chunk)
+                yield chunk
+
+        try:
+            for chunk in decompress_stream(tee(), compression):
+                uncompressed.update(chunk)
+        except TarballError as err:
+            raise TransportError(
+                f"{member.name} in docker-archive {self._path} is not valid {compression}: {err}"
+            ) from err
+        for chunk in chunks:  # a decompressor may stop before the member's end
+            stored.update(chunk)
+        return Digest("sha256", stored.hexdigest()), Digest("sha256", uncompressed.hexdigest())
 
     def _member_for(self, descriptor: Descriptor) -> Member:
         self.get_manifest()
@@ -456,3 +497,12 @@ def _write(f: BinaryIO, data: bytes, where: Path) -> None:
         f.write(data)
     except OSError as err:
         raise TransportError(f"cannot write docker-archive {where}: {err.strerror}") from err
+
+
+def _diff_id(value: object, where: Path) -> Digest:
+    try:
+        return Digest.parse(value) if isinstance(value, str) else Digest.parse("")
+    except InvalidDigestError as err:
+        raise TransportError(
+            f"the config in docker-archive {where} has a bad diff_id: {err}"
+        ) from err

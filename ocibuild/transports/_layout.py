@@ -18,7 +18,7 @@ import fcntl
 import json
 import os
 import re
-import tempfile
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +37,7 @@ from ..oci._blobs import BytesStream
 from ..oci._config import dumps
 from ..oci._layer import BlobStream, Layer, LayerDigests
 from ._base import BlobOutcome
+from ._staging import TEMP_PREFIX, locked_temp_dir, locked_temp_file, reclaim_stale
 
 __all__ = ["REF_NAME", "FileChunks", "LayoutSink", "LayoutSource", "check_written", "write_atomic"]
 
@@ -74,12 +75,13 @@ class FileChunks(Iterator[bytes]):
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new content, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    fd, tmp = locked_temp_file(path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; layouts are shared read-only content
-        os.replace(tmp, path)
+            f.flush()
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; layouts are shared read-only content
+            os.replace(tmp, path)  # while the lock is held: nobody reclaims it as stale
     except BaseException:
         _unlink(tmp)
         raise
@@ -233,6 +235,12 @@ class LayoutSink:
     The entries added at commit are every manifest put with a tag (replacing older entries with
     that tag) and the last one put, which gets the sink's own tag when put without one: manifests
     put untagged before an index are its children and stay plain blobs.
+
+    A layout that does not exist yet is built in a locked staging directory beside it and
+    renamed into place at commit, so it appears whole or not at all: a failed first write
+    leaves nothing behind, and concurrent first writers never see each other's half-made
+    skeleton (the loser of the rename moves its blobs into the winner's layout and commits
+    there). Temp files of writers that died are reclaimed by the next write.
     """
 
     def __init__(self, path: str | Path, tag: str | None = None) -> None:
@@ -240,17 +248,20 @@ class LayoutSink:
             raise InvalidReferenceError(
                 f"invalid OCI layout tag {tag!r}: use letters, digits and . _ - : @ + /"
             )
-        self._layout = _Layout(path)
+        self._root = Path(path)
+        self._layout = _Layout(path)  # where blobs go: the layout, or the staging directory
         self._tag = tag
         self._lock = threading.Lock()
         self._prepared = False
+        self._staging: Path | None = None
+        self._staging_fd: int | None = None
         self._puts: list[tuple[Descriptor, str | None]] = []
         self._check_target()
 
     @property
     def name(self) -> str:
         """``oci:PATH[:TAG]``."""
-        return _spelling(self._layout.root, self._tag)
+        return _spelling(self._root, self._tag)
 
     @property
     def concurrency(self) -> int:
@@ -263,7 +274,7 @@ class LayoutSink:
         return False
 
     def _check_target(self) -> None:
-        root = self._layout.root
+        root = self._root
         if root.exists() and not root.is_dir():
             raise TransportError(f"cannot write an OCI layout to {root}: it is not a directory")
         if not root.exists():
@@ -279,18 +290,24 @@ class LayoutSink:
             )
 
     def _prepare(self) -> None:
-        """Create the layout skeleton once; a half-made one (no index.json) is completed."""
+        """Reclaim dead writers' temp files and make the skeleton blobs are written into."""
         with self._lock:
             if self._prepared:
                 return
-            root = self._layout.root
+            root = self._root
             try:
-                (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-                if not (root / "oci-layout").exists():
-                    write_atomic(root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-                if not (root / "index.json").exists():
-                    empty = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
-                    write_atomic(root / "index.json", dumps(empty))
+                if (root / "oci-layout").exists():
+                    _skeleton(root)  # a half-made one (no index.json) is completed
+                    reclaim_stale(root)
+                    reclaim_stale(root / "blobs" / "sha256")
+                else:
+                    root.parent.mkdir(parents=True, exist_ok=True)
+                    prefix = f".{root.name}{TEMP_PREFIX}"
+                    reclaim_stale(root.parent, prefix)
+                    self._staging_fd, self._staging = locked_temp_dir(root.parent, prefix)
+                    os.chmod(self._staging, 0o755)  # mkdtemp makes 0700; layouts are shared
+                    _skeleton(self._staging)
+                    self._layout = _Layout(self._staging)
             except OSError as err:
                 raise TransportError(f"cannot create OCI layout {root}: {err}") from err
             self._prepared = True
@@ -313,9 +330,9 @@ class LayoutSink:
         try:
             with os.fdopen(fd, "wb") as f:
                 size = _copy(stream, f, tmp)
-            digests = stream.result
-            check_written(digests, size, descriptor, self.name)
-            self._install(tmp, digests.digest)
+                digests = stream.result
+                check_written(digests, size, descriptor, self.name)
+                self._install(tmp, digests.digest)  # while locked: never reclaimed as stale
         except BaseException:
             _unlink(tmp)
             raise
@@ -324,7 +341,7 @@ class LayoutSink:
     def _temp_file(self) -> tuple[int, str]:
         directory = self._layout.root / "blobs" / "sha256"
         try:
-            return tempfile.mkstemp(prefix=".tmp-", dir=directory)
+            return locked_temp_file(directory)
         except OSError as err:
             raise TransportError(f"cannot create a blob file in {directory}: {err}") from err
 
@@ -350,10 +367,12 @@ class LayoutSink:
         return desc
 
     def commit(self) -> None:
-        """Check that the new entries are complete, then replace index.json atomically."""
+        """Check that the new entries are complete, then replace index.json atomically (or, for
+        a new layout, rename the staging directory into place)."""
         with self._lock:
             puts, self._puts = self._puts, []
         if not puts:
+            self._drop_staging()
             return
         *earlier, (last, last_tag) = puts
         new: list[tuple[Descriptor, str | None]] = [(d, tag) for d, tag in earlier if tag]
@@ -361,18 +380,65 @@ class LayoutSink:
         for desc, _ in new:
             self._check_complete(desc)
         self._prepare()
-        root = self._layout.root
+        try:
+            if self._staging is not None and self._publish_staging(new):
+                return
+            self._add_entries(self._root, new)
+        finally:
+            self._drop_staging()
+
+    def _publish_staging(self, new: list[tuple[Descriptor, str | None]]) -> bool:
+        """Rename the staging layout into place; False when another writer made it first (our
+        blobs then move into that layout, and the caller adds the entries there)."""
+        assert self._staging is not None
+        self._add_entries(self._staging, new, locked=True)
+        try:
+            os.rename(self._staging, self._root)  # replaces nothing but an empty directory
+        except OSError as err:
+            if not (self._root / "oci-layout").exists():
+                raise TransportError(f"cannot create OCI layout {self._root}: {err}") from err
+        else:
+            self._staging = None
+            return True
+        for blob in sorted((self._staging / "blobs").glob("*/*")):
+            target = self._root / "blobs" / blob.parent.name / blob.name
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(blob, target)
+            except OSError as err:
+                raise TransportError(f"cannot store blob {target}: {err}") from err
+        return False
+
+    def _add_entries(
+        self, root: Path, new: list[tuple[Descriptor, str | None]], *, locked: bool = False
+    ) -> None:
+        """Merge ``new`` into ``root``'s index.json under the layout's lock (``locked``: the
+        staging directory, whose lock this sink holds already)."""
         lock_fd = os.open(root, os.O_RDONLY)
         try:
             # Another process committing to the same layout must not lose our entry or we its.
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            index = self._layout.read_index()
+            if not locked:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            index = _Layout(root).read_index()
             index["manifests"] = _merge(index.get("manifests", []), new)
             write_atomic(root / "index.json", dumps(index))
         except OSError as err:
             raise TransportError(f"cannot update {root / 'index.json'}: {err}") from err
         finally:
             os.close(lock_fd)
+
+    def _drop_staging(self) -> None:
+        """Remove the staging directory (if any is left) and release its lock."""
+        with self._lock:
+            staging, fd = self._staging, self._staging_fd
+            self._staging = self._staging_fd = None
+            if fd is not None:  # the next write prepares again, in the layout if it exists now
+                self._prepared = False
+                self._layout = _Layout(self._root)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
 
     def _check_complete(self, desc: Descriptor, depth: int = 0) -> None:
         """Raise unless every blob ``desc`` reaches (config, layers, children) is present."""
@@ -398,9 +464,11 @@ class LayoutSink:
                 )
 
     def abort(self) -> None:
-        """Forget the pending entries; blobs already written stay, unreferenced and harmless."""
+        """Forget the pending entries. In an existing layout, blobs already written stay,
+        unreferenced and harmless; a layout this write would have created is removed."""
         with self._lock:
             self._puts = []
+        self._drop_staging()
 
 
 def _merge(
@@ -447,3 +515,13 @@ def check_written(
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def _skeleton(root: Path) -> None:
+    """``oci-layout``, an empty ``index.json`` and ``blobs/sha256/`` where they are missing."""
+    (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    if not (root / "oci-layout").exists():
+        write_atomic(root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    if not (root / "index.json").exists():
+        empty = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
+        write_atomic(root / "index.json", dumps(empty))

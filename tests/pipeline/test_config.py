@@ -9,7 +9,8 @@ import pytest
 import ocibuild
 from ocibuild import DeployError, NoClusterError, PipelineError, PluginError
 from ocibuild.config import Config
-from ocibuild.pipeline.deployers import Job, find_kube_config
+from ocibuild.pipeline import PodSpec
+from ocibuild.pipeline.deployers import Job, LocalRun, find_kube_config
 from tests.pipeline.conftest import PythonBases
 
 
@@ -98,7 +99,7 @@ def test_job_with_a_cluster_config_says_not_yet(
 ) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    pod_spec = {"containers": [{"image": "registry.example/x:1@sha256:" + "a" * 64}]}
+    pod_spec: PodSpec = {"containers": [{"image": "registry.example/x:1@sha256:" + "a" * 64}]}
     monkeypatch.setenv("KUBECONFIG", f"{tmp_path}/missing:{kubeconfig}")
     assert find_kube_config()[0] == str(kubeconfig)
     with pytest.raises(DeployError) as err:
@@ -148,4 +149,5 @@ def test_fn_runs_a_function(tmp_path: Path, python_bases: PythonBases) -> None:
     run_train = config.fn(namespace["train"])  # type: ignore[arg-type]
     assert run_train.__name__ == "train"
     result = run_train()
+    assert isinstance(result.handle, LocalRun)
     assert result.handle.output == "trained\n"

@@ -12,6 +12,7 @@ import pytest
 
 from ocibuild import PipelineError, PluginError
 from ocibuild.hookspecs import hookimpl
+from ocibuild.pipeline import PodSpec
 from ocibuild.pipeline._plugins import BUILTIN_PLUGIN, resolve_pod_spec_mutators
 from ocibuild.pipeline._run import create
 from ocibuild.pipeline.deployers import Job
@@ -279,7 +280,7 @@ def test_pod_spec_mutators_by_name() -> None:
     try:
         direct = lambda spec, ns: spec.update(nodeSelector={"pool": "a"})  # noqa: E731
         mutators = resolve_pod_spec_mutators(["gpus", direct])
-        spec: dict[str, Any] = {"containers": [{"image": "x"}]}
+        spec: PodSpec = {"containers": [{"image": "x"}]}
         for mutate in mutators:
             mutate(spec, "team")
         assert spec == {
@@ -287,6 +288,7 @@ def test_pod_spec_mutators_by_name() -> None:
             "nodeSelector": {"pool": "a"},
         }
         job = create("deployer", "job", {"pod_spec_mutators": ["gpus", direct]})
+        assert isinstance(job, Job)
         assert [callable(m) for m in job.pod_spec_mutators] == [True, True]
         with pytest.raises(PluginError, match="no pod spec mutator named 'tpus'"):
             create("deployer", "job", {"pod_spec_mutators": ["tpus"]})

@@ -318,6 +318,7 @@ def test_local_deployer_runs_the_context(
     notebook: Path, tmp_path: Path, python_bases: PythonBases, cache_dir: Path
 ) -> None:
     from ocibuild.config import Config
+    from ocibuild.pipeline.deployers import LocalRun
 
     config = Config()
     config.set_preprocessor("notebook", notebook_file=notebook)
@@ -326,6 +327,7 @@ def test_local_deployer_runs_the_context(
     )
     config.set_deployer("local", stream_log=False)
     result = config.run()
+    assert isinstance(result.handle, LocalRun)
     assert result.handle.returncode == 0
     assert result.handle.output == "sum 6\n1\n2\n3\nruntime 1\n"
     assert not result.handle.directory.exists()  # cleaned up

@@ -5,11 +5,18 @@ covers the request's scopes); on a 401 it reads the challenge, fetches a token f
 of the request's and the challenge's scopes (GET with Basic credentials, or an OAuth2
 ``refresh_token`` POST for identity tokens, falling back to GET on 404) and sends once more.
 A cached token the registry refuses (it expired during a long push) is dropped and replaced.
+
+Credentials and tokens go only to the origin (scheme, host and port) they belong to. A request
+to any other origin (an upload ``Location`` on another host, a blob URL, a redirect) starts
+with no ``Authorization`` at all; if that origin challenges, it is answered with what is stored
+for that origin itself, never with the registry's credentials or tokens, nor with credentials
+given on the command line (those are for the registries the command names).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
 import time
@@ -24,7 +31,7 @@ from ._credentials import Credential, find_credential
 from ._options import RegistryOptions
 from ._retry import RETRYABLE_STATUS, TransientError
 
-__all__ = ["AuthState", "RegistryAuth"]
+__all__ = ["AuthState", "RegistryAuth", "origin_of"]
 
 CLIENT_ID = "ocibuild"
 _DEFAULT_EXPIRES_IN = 60
@@ -46,11 +53,31 @@ class AuthState:
     def __init__(self, registry: str, options: RegistryOptions) -> None:
         self.registry = registry
         self.options = options
+        # scheme://host:port once the connection decided it; requests elsewhere use _foreign.
+        self.origin: str | None = None
+        self._foreign: dict[str, AuthState] = {}
         self._lock = threading.Lock()
         self._challenge: Challenge | None = None
         self._credentials: dict[str | None, Credential] = {}
         self._tokens: dict[tuple[str, str | None], list[_Token]] = {}
         self._fetch_locks: dict[tuple[str, str | None, tuple[str, ...]], threading.Lock] = {}
+
+    def for_url(self, url: httpx.URL) -> AuthState:
+        """The state whose credentials may go to ``url``: this one for the registry's own
+        origin, else a separate one for that origin (with only what is stored for it)."""
+        origin = origin_of(url)
+        if self.origin is None or origin == self.origin:
+            return self
+        with self._lock:
+            foreign = self._foreign.get(origin)
+            if foreign is None:
+                host = url.netloc.decode("ascii")
+                # Explicit --username/--password-stdin are for the registry the user named.
+                options = dataclasses.replace(self.options, username=None, password=None)
+                foreign = AuthState(host, options)
+                foreign.origin = origin
+                self._foreign[origin] = foreign
+            return foreign
 
     @property
     def challenge(self) -> Challenge | None:
@@ -125,10 +152,11 @@ class RegistryAuth(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> _Flow:
         """Send with what is known; on a 401, answer the challenge once and send again."""
+        state = self.state.for_url(request.url)
         sent: str | None = None
-        known = self.state.challenge
+        known = state.challenge
         if known is not None and (self.scopes or known.scheme == "basic"):
-            sent = yield from self._authorization(known, refused=None)
+            sent = yield from self._authorization(state, known, refused=None)
             if sent is not None:
                 request.headers["Authorization"] = sent
         response = yield request
@@ -138,10 +166,10 @@ class RegistryAuth(httpx.Auth):
         challenge = _pick(parse_challenges(response.headers.get("www-authenticate", "")))
         if challenge is None:
             return
-        self.state.remember(challenge)
+        state.remember(challenge)
         if sent is not None and challenge.scheme == "bearer":
-            self.state.forget(sent)
-        header = yield from self._authorization(challenge, refused=sent)
+            state.forget(sent)
+        header = yield from self._authorization(state, challenge, refused=sent)
         if header is None or header == sent:
             return
         request.headers["Authorization"] = header
@@ -154,10 +182,10 @@ class RegistryAuth(httpx.Auth):
         yield request
 
     def _authorization(
-        self, challenge: Challenge, *, refused: str | None
+        self, state: AuthState, challenge: Challenge, *, refused: str | None
     ) -> Generator[httpx.Request, httpx.Response, str | None]:
         """The header to send: Basic, a registry token, or a cached or fresh Bearer token."""
-        credential = self.state.credential(self.repository)
+        credential = state.credential(self.repository)
         if challenge.scheme == "basic":
             if credential.username is None:
                 return None
@@ -165,30 +193,34 @@ class RegistryAuth(httpx.Auth):
         if credential.registry_token:
             return f"Bearer {credential.registry_token}"
         scopes = merge_scopes(self.scopes, challenge.scopes)
-        cached = self.state.cached_token(challenge, scopes)
+        cached = state.cached_token(challenge, scopes)
         if cached is not None and f"Bearer {cached}" != refused:
             return f"Bearer {cached}"
         # Concurrent uploads that all miss the cache would each fetch the same token.
-        with self.state.fetch_lock(challenge, scopes):
-            cached = self.state.cached_token(challenge, scopes)
+        with state.fetch_lock(challenge, scopes):
+            cached = state.cached_token(challenge, scopes)
             if cached is not None and f"Bearer {cached}" != refused:
                 return f"Bearer {cached}"
-            token = yield from self._fetch_token(challenge, scopes, credential)
-            self.state.store_token(challenge, token)
+            token = yield from self._fetch_token(state, challenge, scopes, credential)
+            state.store_token(challenge, token)
         return f"Bearer {token.value}"
 
     def _fetch_token(
-        self, challenge: Challenge, scopes: tuple[str, ...], credential: Credential
+        self,
+        state: AuthState,
+        challenge: Challenge,
+        scopes: tuple[str, ...],
+        credential: Credential,
     ) -> Generator[httpx.Request, httpx.Response, _Token]:
         if not challenge.realm:
-            raise RegistryError(f"{self.state.registry} sent a Bearer challenge without a realm")
+            raise RegistryError(f"{state.registry} sent a Bearer challenge without a realm")
         if credential.identity_token:
             response = yield self._oauth_request(challenge, scopes, credential.identity_token)
             if response.status_code not in (404, 405):
-                return self._token_from(response, challenge, scopes, credential)
+                return self._token_from(state, response, challenge, scopes, credential)
             # Registries without the OAuth2 endpoint (distribution's spec allows it) want GET.
         response = yield self._get_request(challenge, scopes, credential)
-        return self._token_from(response, challenge, scopes, credential)
+        return self._token_from(state, response, challenge, scopes, credential)
 
     def _get_request(
         self, challenge: Challenge, scopes: tuple[str, ...], credential: Credential
@@ -225,6 +257,7 @@ class RegistryAuth(httpx.Auth):
 
     def _token_from(
         self,
+        state: AuthState,
         response: httpx.Response,
         challenge: Challenge,
         scopes: tuple[str, ...],
@@ -240,8 +273,8 @@ class RegistryAuth(httpx.Auth):
                 else f"refused the credentials from {credential.source}"
             )
             raise AuthenticationError(
-                f"the token server {realm} of {self.state.registry} {refused} ({status}); "
-                f"check them or run 'ocibuild login {self.state.registry}'",
+                f"the token server {realm} of {state.registry} {refused} ({status}); "
+                f"check them or run 'ocibuild login {state.registry}'",
                 status=status,
                 codes=("UNAUTHORIZED",),
                 url=realm,
@@ -250,7 +283,7 @@ class RegistryAuth(httpx.Auth):
             raise TransientError(f"the token server {realm} answered {status}", status)
         if status != 200:
             raise RegistryError(
-                f"the token server {realm} of {self.state.registry} answered {status}",
+                f"the token server {realm} of {state.registry} answered {status}",
                 status=status,
                 url=realm,
             )
@@ -265,6 +298,12 @@ class RegistryAuth(httpx.Auth):
         # Renew a little early so a token does not expire between check and use.
         margin = min(10.0, expires_in / 5)
         return _Token(value, scopes, time.monotonic() + max(0.0, expires_in - margin))
+
+
+def origin_of(url: httpx.URL) -> str:
+    """``scheme://host:port`` of ``url``, with the scheme's default port made explicit."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return f"{url.scheme}://{url.host}:{port}"
 
 
 def _pick(challenges: list[Challenge]) -> Challenge | None:

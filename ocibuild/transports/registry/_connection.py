@@ -16,7 +16,7 @@ import httpx
 
 from ..._errors import RegistryError
 from ...oci import Reference
-from ._auth import AuthState, RegistryAuth
+from ._auth import AuthState, RegistryAuth, origin_of
 from ._options import RegistryOptions, tls_context
 from ._retry import RetryPolicy
 
@@ -85,6 +85,7 @@ class Connection:
         with self._probe_lock:
             if self._base is None:
                 self._base = self._probe()
+                self.auth.origin = origin_of(httpx.URL(self._base))
             return self._base
 
     def _probe(self) -> str:

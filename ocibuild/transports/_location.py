@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._errors import InvalidReferenceError
+from .._errors import InvalidReferenceError, OCIBuildError
 from ..oci import Reference
 
 __all__ = ["Location", "add_prefix", "set_prefix_resolver"]
@@ -15,6 +16,7 @@ __all__ = ["Location", "add_prefix", "set_prefix_resolver"]
 # Transports spelled PREFIX:PATH[:TAG]; the transport table adds the ones plugins register.
 _PATH_TRANSPORTS = ["oci:", "docker-archive:"]
 _lock = threading.Lock()
+_log = logging.getLogger("ocibuild")
 # WORD: that may be a transport nobody registered yet; not HOST:PORT, not SCHEME://.
 _MAYBE_PREFIX = re.compile(r"([a-z][a-z0-9-]*):(?!//)(?!\d+(?:/|$))")
 _resolver: Callable[[str], bool] | None = None
@@ -37,10 +39,25 @@ def _resolved(text: str) -> bool:
     try:
         if not _resolver(match.group(1)):
             return False
+    except OCIBuildError as err:
+        # `python:3.11` looks like a prefix too: a broken plugin must not break plain
+        # references, so it only fails spellings that cannot be anything but a transport.
+        if not _is_reference(text):
+            raise
+        _log.warning("ignoring plugins while reading %r: %s", text, err)
+        return False
     finally:
         _resolving.active = False
     with _lock:
         return f"{match.group(1)}:" in _PATH_TRANSPORTS
+
+
+def _is_reference(text: str) -> bool:
+    try:
+        Reference.parse(text)
+    except InvalidReferenceError:
+        return False
+    return True
 
 
 def add_prefix(kind: str) -> None:

@@ -203,6 +203,32 @@ def test_plugin_that_fails_to_import(broken_site: Path, tmp_path: Path) -> None:
     )
 
 
+_PARSE = """
+import ocibuild, sys
+from ocibuild.transports import Location
+try:
+    print(Location.parse(sys.argv[1]).kind)
+except ocibuild.OCIBuildError as err:
+    print("error:", err)
+"""
+
+
+def test_a_broken_plugin_does_not_break_plain_references(broken_site: Path, tmp_path: Path) -> None:
+    """``python:3.11`` looks like a transport prefix; a broken plugin must not make it fail."""
+    env = plugin_env(broken_site, tmp_path)
+    plain = subprocess.run(
+        [sys.executable, "-c", _PARSE, "python:3.11-slim"], env=env, capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    assert plain.stdout == "registry\n"
+    assert "failed to import" in plain.stderr  # said once, as a warning
+    transport = subprocess.run(
+        [sys.executable, "-c", _PARSE, "mem:/some/path"], env=env, capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    assert transport.stdout.startswith("error: plugin 'broken' from ocibuild-brokenplugin")
+
+
 def test_kill_switch_keeps_only_the_builtins(broken_site: Path, tmp_path: Path) -> None:
     env = plugin_env(broken_site, tmp_path, OCIBUILD_DISABLE_PLUGIN_AUTOLOAD="1")
     proc = ocibuild_cli("plugins", "--json", env=env)

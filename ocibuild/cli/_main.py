@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -264,6 +265,7 @@ def _add_pipeline_commands(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    _show_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
@@ -281,6 +283,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ocibuild: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     return 0
+
+
+class _OneLine(logging.Formatter):
+    """``ocibuild: warning: MESSAGE`` on one line, as errors are shown."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = " ".join(record.getMessage().split())
+        return f"ocibuild: {record.levelname.lower()}: {text}"
+
+
+def _show_warnings() -> None:
+    """ocibuild's warnings reach stderr once each, one line, whoever logged them."""
+    logger = logging.getLogger("ocibuild")
+    if not any(isinstance(h.formatter, _OneLine) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLine())
+        handler.setLevel(logging.DEBUG if os.environ.get("OCIBUILD_DEBUG") else logging.WARNING)
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if os.environ.get("OCIBUILD_DEBUG") else logging.INFO)
+    logger.propagate = False
 
 
 def _one_line(err: BaseException) -> str | None:

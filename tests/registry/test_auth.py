@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def test_no_credentials_says_anonymous(basic_registry: Registry) -> None:
 
 
 def test_missing_helper_warns_and_falls_back_to_the_file(
-    basic_registry: Registry, isolated_credentials: Path
+    basic_registry: Registry, isolated_credentials: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert basic_registry.username and basic_registry.password
     write_config(
@@ -163,8 +164,9 @@ def test_missing_helper_warns_and_falls_back_to_the_file(
         },
     )
 
-    with pytest.warns(UserWarning, match="docker-credential-not-installed-anywhere"):
+    with caplog.at_level(logging.WARNING, logger="ocibuild"):
         push_to(basic_registry, "auth/fallback:1")
+    assert [r.getMessage() for r in caplog.records if "not-installed-anywhere" in r.getMessage()]
 
 
 # -- token auth ----------------------------------------------------------------------------

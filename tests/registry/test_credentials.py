@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from ocibuild._errors import CredentialError
 from ocibuild.registry import RegistryOptions, find_credential
 from ocibuild.transports.registry._credentials import ANONYMOUS
+from tests.support import Registry
+from tests.test_append import ocibuild
 
 from ._util import path_with, write_credential_helper
 
@@ -106,7 +109,9 @@ def test_identity_and_registry_tokens_in_the_file(isolated_credentials: Path) ->
     assert find_credential("b.example", None, NONE).registry_token == "rgt"
 
 
-def test_missing_helper_warns_with_its_name_and_moves_on(isolated_credentials: Path) -> None:
+def test_missing_helper_warns_with_its_name_and_moves_on(
+    isolated_credentials: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     write(
         isolated_credentials / "config.json",
         {
@@ -114,8 +119,10 @@ def test_missing_helper_warns_with_its_name_and_moves_on(isolated_credentials: P
             "auths": {"reg.example": auth("u", "p")},
         },
     )
-    with pytest.warns(UserWarning, match="docker-credential-nowhere-to-be-found"):
+    with caplog.at_level(logging.WARNING, logger="ocibuild"):
         assert find_credential("reg.example", None, NONE).username == "u"
+    (record,) = caplog.records  # once, as a log record, not also as a Python warning
+    assert "docker-credential-nowhere-to-be-found" in record.getMessage()
 
 
 def test_containers_auth_files_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,3 +197,22 @@ def test_broken_entries_are_errors_without_secrets(isolated_credentials: Path) -
     (isolated_credentials / "config.json").write_text("{not json")
     with pytest.raises(CredentialError, match="not valid JSON"):
         find_credential("reg.example", None, NONE)
+
+
+def test_the_cli_says_a_missing_helper_once_on_one_line(
+    basic_registry: Registry, isolated_credentials: Path
+) -> None:
+    assert basic_registry.username and basic_registry.password
+    write(
+        isolated_credentials / "config.json",
+        {
+            "credsStore": "nowhere-to-be-found",
+            "auths": {basic_registry.host: auth(basic_registry.username, basic_registry.password)},
+        },
+    )
+    proc = ocibuild("copy", "scratch", f"{basic_registry.host}/cred/helper:1")
+    assert proc.stderr.splitlines() == [
+        "ocibuild: warning: credential helper docker-credential-nowhere-to-be-found "
+        f"(configured in {isolated_credentials / 'config.json'}) is not on PATH; "
+        "trying the next credential source"
+    ]

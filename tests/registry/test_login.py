@@ -100,3 +100,28 @@ def test_login_to_a_token_registry(token_registry: Registry, tmp_path: Path) -> 
     with pytest.raises(AuthenticationError):
         login(token_registry.host, token_registry.username, "wrong", options)
     assert logout(token_registry.host, options) is True
+
+
+def test_login_writes_through_a_symlinked_config_and_makes_private_dirs(
+    basic_registry: Registry, isolated_credentials: Path, tmp_path: Path
+) -> None:
+    assert basic_registry.username and basic_registry.password
+    real = tmp_path / "dotfiles" / "docker.json"
+    real.parent.mkdir()
+    real.write_text(json.dumps({"auths": {"other.example": {"auth": "b3RoZXI6eA=="}}}))
+    link = isolated_credentials / "config.json"
+    link.symlink_to(real)
+    login(basic_registry.host, basic_registry.username, basic_registry.password)
+    assert link.is_symlink() and link.resolve() == real  # the link is kept, as Docker does
+    assert set(json.loads(real.read_text())["auths"]) == {"other.example", basic_registry.host}
+
+    fresh = tmp_path / "new" / "docker"
+    login(
+        basic_registry.host,
+        basic_registry.username,
+        basic_registry.password,
+        RegistryOptions(auth_file=str(fresh / "config.json")),
+    )
+    assert (fresh / "config.json").is_file()
+    assert fresh.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700

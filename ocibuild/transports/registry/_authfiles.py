@@ -75,8 +75,13 @@ def load_auth_file(path: Path) -> dict[str, Any] | None:
 
 
 def save_auth_file(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to ``path`` atomically, readable by the owner only.
+
+    As Docker does: a symlinked file is written through the link (dotfile managers keep the
+    real file elsewhere), and directories it has to create are private (0700).
+    """
+    path = Path(os.path.realpath(path))
+    _private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -88,6 +93,17 @@ def save_auth_file(path: Path, data: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parents with mode 0700."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for each in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            each.mkdir(mode=0o700)
 
 
 def server_url(registry: str) -> str:

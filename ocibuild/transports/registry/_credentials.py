@@ -13,7 +13,6 @@ import binascii
 import json
 import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +123,6 @@ def _from_helper(name: str, registry: str, config: Path) -> Credential | None:
             f"credential helper {program(name)} (configured in {config}) is not on PATH; "
             "trying the next credential source"
         )
-        warnings.warn(message, UserWarning, stacklevel=4)
         log.warning("%s", message)
         return None
     if secret is None:

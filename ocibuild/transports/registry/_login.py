@@ -7,7 +7,7 @@ else ``credsStore``), otherwise into the config file's ``auths`` as base64 ``use
 from __future__ import annotations
 
 import base64
-import warnings
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from ._helpers import HelperMissingError, helper_erase, helper_store, program
 from ._options import RegistryOptions
 
 __all__ = ["login", "logout", "normalize_registry"]
+
+log = logging.getLogger("ocibuild.registry")
 
 _HUB_ALIASES = frozenset({"index.docker.io", "registry-1.docker.io"})
 _SECRET_FIELDS = ("auth", "password", "identitytoken", "registrytoken")
@@ -61,11 +63,11 @@ def logout(registry: str, options: RegistryOptions | None = None) -> bool:
         try:
             removed = helper_erase(helper, server_url(host))
         except HelperMissingError:
-            warnings.warn(
-                f"credential helper {program(helper)} (configured in {path}) is not on PATH; "
+            log.warning(
+                "credential helper %s (configured in %s) is not on PATH; "
                 "its copy of the credentials was not erased",
-                UserWarning,
-                stacklevel=2,
+                program(helper),
+                path,
             )
     auths = data.get("auths")
     if isinstance(auths, dict):

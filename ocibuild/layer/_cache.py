@@ -66,7 +66,8 @@ class LayerCache:
         return f"LayerCache({str(self.root)!r})"
 
     def get(self, fingerprint: str) -> LayerDigests | None:
-        """The digests stored for ``fingerprint``, or ``None`` (a miss, or an unreadable entry)."""
+        """The digests stored for ``fingerprint``, or ``None``: a miss, or an entry that does
+        not verify (unreadable, or its checksum disagrees), which is dropped."""
         path = self._path(fingerprint)
         try:
             data = json.loads(path.read_bytes())
@@ -76,11 +77,22 @@ class LayerCache:
                 diff_id=Digest.parse(_text(data["diff_id"])),
                 size=_count(data["size"]),
             )
+            if data["check"] != _checksum(fingerprint, digests):
+                raise ValueError("checksum")
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError, KeyError, TypeError):
-            return None  # missing, or corrupt: a later put() replaces it
+            _log.info("layer cache entry %s does not verify; dropping it", path.name)
+            self.drop(fingerprint)
+            return None
         with contextlib.suppress(OSError):
             os.utime(path)  # pruning removes the least recently used entries first
         return digests
+
+    def drop(self, fingerprint: str) -> None:
+        """Forget ``fingerprint`` (an entry found to be wrong); never raises."""
+        with contextlib.suppress(OSError):
+            os.unlink(self._path(fingerprint))
 
     def put(self, fingerprint: str, digests: LayerDigests) -> None:
         """Remember ``digests`` for ``fingerprint``; never raises for an unusable cache."""
@@ -91,6 +103,7 @@ class LayerCache:
             "digest": str(digests.digest),
             "diff_id": str(digests.diff_id),
             "size": digests.size,
+            "check": _checksum(fingerprint, digests),
         }
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -192,6 +205,12 @@ def _file_state(source: str) -> tuple[int, ...]:
     except OSError as err:
         raise SourceError(f"cannot read '{source}': {err.strerror}") from err
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _checksum(fingerprint: str, digests: LayerDigests) -> str:
+    """What an entry's fields hash to: a damaged or edited entry no longer matches it."""
+    fields = (fingerprint, digests.media_type, digests.digest, digests.diff_id, digests.size)
+    return hashlib.sha256("\0".join(map(str, fields)).encode()).hexdigest()
 
 
 def _text(value: object) -> str:

@@ -246,3 +246,29 @@ def test_destination_and_in_memory_content_are_part_of_the_fingerprint(tmp_path:
     one = FileTreeLayer([f"{src}:/app"], extra_files={"x": (b"1", 0o644)}).fingerprint()
     two = FileTreeLayer([f"{src}:/app"], extra_files={"x": (b"2", 0o644)}).fingerprint()
     assert len({base, one, two}) == 3
+
+
+def test_an_entry_whose_digest_was_changed_is_dropped_and_the_layer_rebuilt(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from ocibuild import Image, write
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.py").write_text("print('x')\n")
+    cache = LayerCache(tmp_path / "cache")
+    first = write(
+        Image.scratch().append(FileTreeLayer([f"{src}:/app"], cache=cache)), f"oci:{tmp_path}/a:1"
+    )
+    (entry,) = (tmp_path / "cache" / "layers").iterdir()
+    data = json.loads(entry.read_text())
+    data["digest"] = str(Digest.of(b"some other blob"))  # damaged, or edited by hand
+    entry.write_text(json.dumps(data))
+
+    layer = FileTreeLayer([f"{src}:/app"], cache=cache)
+    assert layer.known() is None  # the entry does not verify: a miss, not a wrong answer
+    again = write(Image.scratch().append(layer), f"oci:{tmp_path}/b:1")
+    assert again.digest == first.digest
+    assert json.loads(entry.read_text())["digest"] == str(first.blobs[0].descriptor.digest)

@@ -491,3 +491,28 @@ def test_a_flipped_byte_in_a_layer_is_refused_before_anything_is_written(
     assert proc.stderr.startswith("ocibuild: error: ") and len(proc.stderr.splitlines()) == 1
     assert "corrupt" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupt_gzip_layer_copied_into_an_archive_is_named(tmp_path: Path) -> None:
+    """The blob verifies (its digest is of the corrupt bytes) but does not decompress."""
+    good = gzip.compress(tar_of({"app/a": bytes(range(256)) * 8}), mtime=0)
+    bad = bytearray(good)
+    bad[20] ^= 0xFF
+    img = Image(({"app/a": b"x"}, "gzip"))
+    lay = LayoutSink(tmp_path / "lay", "v1")
+    layer = Descriptor(mt.OCI_LAYER_GZIP, Digest.of(bytes(bad)), len(bad))
+    lay.put_blob(BytesStream(bytes(bad), layer.media_type), layer)
+    lay.put_blob(BytesStream(img.config, mt.OCI_CONFIG), img.config_desc)
+    manifest = Manifest(img.config_desc, (layer,), mt.OCI_MANIFEST).to_json()
+    lay.put_manifest(manifest, mt.OCI_MANIFEST, tag="v1")
+    lay.commit()
+    proc = ocibuild(
+        "copy", f"oci:{tmp_path / 'lay'}:v1", f"docker-archive:{tmp_path / 'o.tar'}", check=False
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"ocibuild: error: layer {layer.digest} of oci:{tmp_path / 'lay'}:v1 cannot be "
+        "decompressed (corrupt gzip stream: Error -1 Invalid deflate block found); the source "
+        "is corrupt"
+    ]
+    assert not (tmp_path / "o.tar").exists()

@@ -7,12 +7,13 @@ their ``diff_ids`` and history reach the config when the image is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ManifestError
+from .._errors import ManifestError, TarballError
+from ..layer._compress import decompress_stream
 from ..oci import (
     ContainerConfig,
     Descriptor,
@@ -188,13 +189,21 @@ class SourceLayer:
     def uncompressed(self) -> BlobStream:
         """The tar: the blob verified against its digest, decompressed, checked against the
         diff_id the config claims (a plain tar whose digest is that diff_id is checked once)."""
-        from ..layer._compress import decompress_stream
-
         kind = mt.compression_of(self.descriptor.media_type)
         if kind == "none" and self.descriptor.digest == self.diff_id:
             return self.compressed()
         tar = decompress_stream(self.compressed(), kind)  # type: ignore[arg-type]
-        return TarStream(tar, diff_id=self.diff_id, source=self.source.name)
+        return TarStream(self._naming(tar), diff_id=self.diff_id, source=self.source.name)
+
+    def _naming(self, tar: Iterator[bytes]) -> Iterator[bytes]:
+        """``tar``, with a decompression error saying which blob of which source it was."""
+        try:
+            yield from tar
+        except TarballError as err:
+            raise TarballError(
+                f"layer {self.descriptor.digest} of {self.source.name} cannot be decompressed "
+                f"({err}); the source is corrupt"
+            ) from err
 
 
 @dataclass(frozen=True)

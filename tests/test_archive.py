@@ -506,13 +506,10 @@ def test_a_corrupt_gzip_layer_copied_into_an_archive_is_named(tmp_path: Path) ->
     manifest = Manifest(img.config_desc, (layer,), mt.OCI_MANIFEST).to_json()
     lay.put_manifest(manifest, mt.OCI_MANIFEST, tag="v1")
     lay.commit()
-    proc = ocibuild(
-        "copy", f"oci:{tmp_path / 'lay'}:v1", f"docker-archive:{tmp_path / 'o.tar'}", check=False
-    )
+    src, dest = f"oci:{tmp_path / 'lay'}:v1", f"docker-archive:{tmp_path / 'o.tar'}"
+    proc = ocibuild("copy", src, dest, check=False)
     assert proc.returncode == 1
-    assert proc.stderr.splitlines() == [
-        f"ocibuild: error: layer {layer.digest} of oci:{tmp_path / 'lay'}:v1 cannot be "
-        "decompressed (corrupt gzip stream: Error -1 Invalid deflate block found); the source "
-        "is corrupt"
-    ]
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"ocibuild: error: layer {layer.digest} of {src} cannot be ")
+    assert line.endswith("; the source is corrupt") and "gzip" in line
     assert not (tmp_path / "o.tar").exists()

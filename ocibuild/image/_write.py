@@ -7,13 +7,14 @@ at it, so a failed write never leaves a tag on a broken image.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from .._errors import RegistryError
+from .._errors import UploadSessionLostError
 from ..layer._pipeline import prefetched
 from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest
 from ..oci import media_types as mt
@@ -31,6 +32,10 @@ from ..transports._base import (
 from ._image import Image, SourceLayer, checked_diff_ids
 
 __all__ = ["BlobWriter", "WriteResult", "tag_of", "write"]
+
+log = logging.getLogger("ocibuild.write")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ def write(
     def body() -> Descriptor:
         if not as_index:
             return writer.image(images[0], tag=tag)
-        children = [writer.image(image, tag=None) for image in images]
+        children = writer.images(images)
         index = Index(tuple(children), media_type=_index_type(children))
         return sink.put_manifest(index.to_json(), index.media_type, tag=tag)
 
@@ -118,14 +123,43 @@ class BlobWriter:
         self.cancelled = threading.Event()
 
     def image(self, image: Image, *, tag: str | None) -> Descriptor:
+        """Write one image's blobs (layers concurrently), then its manifest."""
+        desc, results = self._image(image, tag=tag)
+        for result in results:
+            self._record(result)
+        return desc
+
+    def images(self, images: Sequence[Image]) -> list[Descriptor]:
+        """Write several images at once (each manifest untagged), their blobs in one pool.
+
+        Each image gets a thread of its own that only waits (for its blobs, queued in the
+        shared pool) and then PUTs its small manifest. Those threads hold no slot of the
+        bounded pool, so an image waiting for its layers can never starve them: with
+        ``concurrency`` 1 the blobs simply go one by one.
+        """
+        if len(images) <= 1:
+            return [self.image(image, tag=None) for image in images]
+        with ThreadPoolExecutor(len(images), thread_name_prefix="ocibuild-image") as threads:
+            futures = [threads.submit(self._image, image, tag=None) for image in images]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f.done() and f.exception() is not None]
+            if failed:
+                self.cancel()  # the other images stop at their next chunk
+                wait(futures)
+                raise failed[0].exception()  # type: ignore[misc]
+        done = [f.result() for f in futures]
+        for _, results in done:  # reported in image order, whatever finished first
+            for result in results:
+                self._record(result)
+        return [desc for desc, _ in done]
+
+    def _image(self, image: Image, *, tag: str | None) -> tuple[Descriptor, list[BlobResult]]:
         docker = _docker_family(image)
         futures = [
             self._layer_future(layer, _family_media_type(layer.media_type, docker))
             for layer in image.layers
         ]
         layer_results = [f.result() for f in futures]
-        for result in layer_results:
-            self._record(result)
 
         appended = layer_results[image.base_layer_count :]
         diff_ids = [Digest.parse(r.diff_id or "") for r in appended]
@@ -133,7 +167,7 @@ class BlobWriter:
         config_type = mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG
         config_data = config.to_json()
         config_desc = BytesStream(config_data, config_type).descriptor
-        self._put_config(config_data, config_desc, str(image.platform))
+        config_result = self._put_config(config_data, config_desc, str(image.platform))
 
         manifest = Manifest(
             config=config_desc,
@@ -143,7 +177,8 @@ class BlobWriter:
         )
         data = manifest.to_json()
         desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=image.platform)
-        return Descriptor(manifest.media_type, desc.digest, desc.size, platform=image.platform)
+        pinned = Descriptor(manifest.media_type, desc.digest, desc.size, platform=image.platform)
+        return pinned, [*layer_results, config_result]
 
     def transact(
         self, body: Callable[[], Descriptor], name: str, platforms: list[str]
@@ -185,27 +220,38 @@ class BlobWriter:
         ]
         for future in futures:
             self._record(future.result())
-        self._put_config(config_data, manifest.config, str(config.platform))
+        self._record(self._put_config(config_data, manifest.config, str(config.platform)))
         platform = config.platform
         desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=platform)
         return Descriptor(manifest.media_type, desc.digest, desc.size, platform=platform)
 
-    def _put_config(self, data: bytes, desc: Descriptor, platform: str) -> None:
-        stream = BytesStream(data, desc.media_type)
-        outcome: BlobOutcome = "exists"
-        if not self.sink.has_blob(desc):
-            outcome = self.sink.put_blob(stream, desc)
-        sent = desc.size if outcome in ("uploaded", "written") else 0
-        self._record(BlobResult(desc, outcome, None, f"config of {platform}", sent))
+    def _put_config(self, data: bytes, desc: Descriptor, platform: str) -> BlobResult:
+        """The config is a blob like any other: it takes its turn in the shared pool."""
+
+        def step() -> BlobResult:
+            outcome: BlobOutcome = "exists"
+            if not self.sink.has_blob(desc):
+                outcome = self.sink.put_blob(BytesStream(data, desc.media_type), desc)
+            sent = desc.size if outcome in ("uploaded", "written") else 0
+            return BlobResult(desc, outcome, None, f"config of {platform}", sent)
+
+        return self.pool.submit(_once_more_if_lost, step, f"config of {platform}").result()
 
     def _layer_future(self, layer: Layer, media_type: str) -> Future[BlobResult]:
         with self.lock:
             key = id(layer)
             if key not in self.futures:
-                self.futures[key] = self.pool.submit(self._write_layer, layer, media_type)
+                self.futures[key] = self.pool.submit(
+                    _once_more_if_lost,
+                    lambda: self._write_layer(layer, media_type),
+                    layer.description,
+                )
             return self.futures[key]
 
     def _write_layer(self, layer: Layer, media_type: str) -> BlobResult:
+        """The per-blob step: already there? -> mount -> stream it (upload, then commit)."""
+        if self.cancelled.is_set():
+            raise RuntimeError("write cancelled")
         known = layer.known()
         label = layer.description
         desc = _descriptor(known, media_type) if known else None
@@ -216,39 +262,22 @@ class BlobWriter:
                 return BlobResult(desc, "mounted", str(known.diff_id), label)
         key = f"{id(layer):x}"
         self.progress.blob_started(key, label, desc.size if desc else None)
+        # Read ahead in a thread, so building the layer overlaps with writing it.
+        stream = _Counting(prefetched(layer.compressed()), self.progress, key, self.cancelled)
         try:
-            outcome, stream = self._stream_layer(layer, desc, key)
+            outcome = self.sink.put_blob(stream, desc)
         except BaseException:
             self.progress.blob_finished(key, "failed")
             raise
+        finally:
+            stream.close()
         self.progress.blob_finished(key, outcome)
-        digests = stream.result
+        # A sink may find the blob arrived meanwhile (the same base layer of another
+        # platform) and leave the stream unread: the digests known up front then stand.
+        digests = known if stream.digests is None and known is not None else stream.result
         final = _descriptor(digests, media_type)
         sent = stream.count if outcome in ("uploaded", "written") else 0
         return BlobResult(final, outcome, str(digests.diff_id), label, sent)
-
-    def _stream_layer(
-        self, layer: Layer, desc: Descriptor | None, key: str
-    ) -> tuple[BlobOutcome, _Counting]:
-        """Stream the layer into the sink; start over once if the registry lost the session.
-
-        Docker Distribution cancels an upload session when a PATCH breaks mid-body, so bytes
-        it already took cannot be resumed: the only way on is a fresh stream.
-        """
-        for attempt in (1, 2):
-            if self.cancelled.is_set():
-                raise RuntimeError("write cancelled")
-            # Read ahead in a thread, so building the layer overlaps with writing it.
-            stream = _Counting(prefetched(layer.compressed()), self.progress, key)
-            try:
-                return self.sink.put_blob(stream, desc), stream
-            except RegistryError as err:
-                lost = {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN"} & set(err.codes)
-                if attempt == 2 or not lost:
-                    raise
-            finally:
-                stream.close()
-        raise AssertionError("unreachable")
 
     def _record(self, result: BlobResult) -> None:
         """Keep ``result`` for the report, once per blob, in manifest order."""
@@ -265,16 +294,35 @@ class BlobWriter:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _Counting(BlobStream):
-    """Forwards a stream's chunks, counting bytes and reporting progress."""
+def _once_more_if_lost(step: Callable[[], T], label: str) -> T:
+    """Run a per-blob step; once more, from the top, if the sink lost the upload.
 
-    def __init__(self, inner: BlobStream, progress: Progress, key: str) -> None:
+    Docker Distribution 2.8 cancels an upload session whose PATCH broke mid-body, so the
+    bytes it took cannot be resumed: the blob starts over, with a fresh stream from its layer
+    (one being built is built again). The new try checks first whether the blob arrived.
+    """
+    try:
+        return step()
+    except UploadSessionLostError as err:
+        log.info("%s: %s; starting the blob over", label, err)
+        return step()
+
+
+class _Counting(BlobStream):
+    """Forwards a stream's chunks, counting bytes, reporting progress, stopping on cancel."""
+
+    def __init__(
+        self, inner: BlobStream, progress: Progress, key: str, cancelled: threading.Event
+    ) -> None:
         self.inner = inner
         self.progress = progress
         self.key = key
+        self.cancelled = cancelled
         self.count = 0
 
     def __next__(self) -> bytes:
+        if self.cancelled.is_set():
+            raise RuntimeError("write cancelled")
         try:
             chunk = next(self.inner)
         except StopIteration:

@@ -142,11 +142,12 @@ class BlobWriter:
         with ThreadPoolExecutor(len(images), thread_name_prefix="ocibuild-image") as threads:
             futures = [threads.submit(self._image, image, tag=None) for image in images]
             wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in futures if f.done() and f.exception() is not None]
-            if failed:
+            errors = [f.exception() for f in futures if f.done()]
+            first = next((error for error in errors if error is not None), None)
+            if first is not None:
                 self.cancel()  # the other images stop at their next chunk
                 wait(futures)
-                raise failed[0].exception()  # type: ignore[misc]
+                raise first
         done = [f.result() for f in futures]
         for _, results in done:  # reported in image order, whatever finished first
             for result in results:

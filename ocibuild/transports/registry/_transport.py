@@ -12,6 +12,7 @@ length of a healthy transfer.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import ssl
 import threading
 import time
@@ -198,37 +199,19 @@ class _ResponseStream(httpx.SyncByteStream):
 
 
 class Transport(httpx.BaseTransport):
-    """HTTP/1.1 through httpcore's pool (direct, or via an HTTP or SOCKS proxy)."""
+    """HTTP/1.1 through httpcore's pool (direct, or through an HTTP(S) or SOCKS proxy)."""
 
     def __init__(
         self, *, ssl_context: ssl.SSLContext | None, limits: httpx.Limits, proxy: str | None
     ) -> None:
-        backend = _DeadlineBackend()
-        pool = {
-            "ssl_context": ssl_context,
-            "max_connections": limits.max_connections,
-            "max_keepalive_connections": limits.max_keepalive_connections,
-            "keepalive_expiry": limits.keepalive_expiry,
-            "network_backend": backend,
-        }
-        self._pool: httpcore.ConnectionPool
-        if proxy is None:
-            self._pool = httpcore.ConnectionPool(**pool)  # type: ignore[arg-type]
-            return
-        parsed = httpx.Proxy(proxy)
-        url = httpcore.URL(
-            scheme=parsed.url.raw_scheme,
-            host=parsed.url.raw_host,
-            port=parsed.url.port,
-            target=parsed.url.raw_path,
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            proxy=_proxy(proxy) if proxy is not None else None,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
         )
-        try:
-            if parsed.url.scheme.startswith("socks5"):
-                self._pool = httpcore.SOCKSProxy(url, proxy_auth=parsed.raw_auth, **pool)  # type: ignore[arg-type]
-            else:
-                self._pool = httpcore.HTTPProxy(url, proxy_auth=parsed.raw_auth, **pool)  # type: ignore[arg-type]
-        except ImportError as err:  # SOCKS needs the optional socksio package
-            raise RegistryError(f"cannot use the proxy {parsed.url}: {err}") from None
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         operation: Operation | None = request.extensions.get(OPERATION)
@@ -260,3 +243,14 @@ class Transport(httpx.BaseTransport):
     def close(self) -> None:
         with _as_httpx_errors():
             self._pool.close()
+
+
+def _proxy(url: str) -> httpcore.Proxy:
+    """An HTTP(S) or SOCKS proxy, from a ``scheme://[user:password@]host:port`` URL."""
+    parsed = httpx.Proxy(url)
+    if parsed.url.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+        raise RegistryError(
+            f"the proxy {parsed.url} is a SOCKS proxy, which needs the socksio package: "
+            "pip install socksio"
+        )
+    return httpcore.Proxy(url=str(parsed.url), auth=parsed.raw_auth)

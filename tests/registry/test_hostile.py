@@ -116,14 +116,22 @@ def test_a_registry_that_falls_silent_mid_push_keeps_the_tag(
 # -- a registry that drips its answers ------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/manifests/", "/blobs/"])
+@pytest.mark.parametrize(
+    ("path", "head"), [("/manifests/", False), ("/manifests/", True), ("/blobs/", False)]
+)
 def test_a_dripped_answer_is_bounded_by_the_budget(
-    registry: Registry, make_fault_proxy: MakeProxy, tagged: tuple[str, str, Path], path: str
+    registry: Registry,
+    make_fault_proxy: MakeProxy,
+    tagged: tuple[str, str, Path],
+    path: str,
+    head: bool,
 ) -> None:
     repository, _, _ = tagged
     drip = make_fault_proxy(registry.url)
     # A byte every 0.2 s: no single read ever waits long, the whole answer takes minutes.
-    drip.add_fault(method="GET", path_contains=path, action="drip", interval=0.2, times=None)
+    drip.add_fault(
+        method="GET", path_contains=path, action="drip", interval=0.2, drip_head=head, times=None
+    )
 
     proc, elapsed = cli("inspect", f"{drip.host}/{repository}:1")
 

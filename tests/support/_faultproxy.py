@@ -55,6 +55,7 @@ class Fault:
     after_bytes: int | None
     code: str | None
     interval: float = 0.2
+    drip_head: bool = False
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -139,6 +140,7 @@ class FaultProxy:
         after_bytes: int | None = None,
         code: str | None = None,
         interval: float = 0.2,
+        drip_head: bool = False,
     ) -> Fault:
         """Fail the next `times` requests matching method and path substring.
 
@@ -146,7 +148,8 @@ class FaultProxy:
         if given (else right after the head). "status" reads the body and answers `status` with
         a registry-style JSON error (`code`, default from the status) and `Retry-After` if set.
         "stall" reads the request and never answers (until the client hangs up). "drip" relays
-        the registry's answer one byte every `interval` seconds. "cut" relays `after_bytes`
+        the registry's answer body (and head too with `drip_head`) one byte every `interval`
+        seconds. "cut" relays `after_bytes`
         (default: half) of the request body to the registry and hangs up on both sides; for a
         request without a body it relays half of the registry's answer body instead (or hangs
         up before an answer that has no body, once the registry has acted on the request).
@@ -154,8 +157,9 @@ class FaultProxy:
         if action not in ("drop", "status", "stall", "drip", "cut"):
             raise ValueError(f"unknown fault action {action!r}")
         fault = Fault(
-            method, path_contains, action, status, retry_after, times, after_bytes, code, interval
-        )
+            method, path_contains, action, status, retry_after, times, after_bytes, code,
+            interval, drip_head,
+        )  # fmt: skip
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -303,7 +307,10 @@ class FaultProxy:
             self._record(method, path, None)
             return False  # an answer without a body: hang up before it
         self._record(method, path, status)
-        client.sendall(response.encode())
+        if fault is not None and fault.action == "drip" and fault.drip_head:
+            _drip(client, response.encode(), fault.interval)
+        else:
+            client.sendall(response.encode())
         if method == "HEAD" or status in (204, 304):
             return not head.wants_close and not response.wants_close
         body = body_pieces(upstream.reader, response, until_close=True)
@@ -312,9 +319,7 @@ class FaultProxy:
             if fault.action == "cut":
                 client.sendall(data[: len(data) // 2])
                 return False
-            for i in range(len(data)):
-                client.sendall(data[i : i + 1])
-                time.sleep(fault.interval)
+            _drip(client, data, fault.interval)
         else:
             for wire, _ in body:
                 client.sendall(wire)
@@ -390,6 +395,12 @@ def _request_target(head: Head) -> tuple[str, str]:
 def _is_interim(response: Head) -> bool:
     status = int(response.start.split()[1])
     return 100 <= status < 200 and status != 101
+
+
+def _drip(client: socket.socket, data: bytes, interval: float) -> None:
+    for i in range(len(data)):
+        client.sendall(data[i : i + 1])
+        time.sleep(interval)
 
 
 def _drain(reader: BufferedReader, head: Head, limit: int | None = None) -> None:

@@ -127,12 +127,19 @@ class RegistryClient:
 
     def get_blob(self, repository: str, descriptor: Descriptor) -> bytes:
         """A small blob (a config), read whole and verified against ``descriptor``."""
-        data = b"".join(self.open_blob(repository, descriptor.digest))
+        parts: list[bytes] = []
+        size = 0
+        for chunk in self.open_blob(repository, descriptor.digest):
+            size += len(chunk)
+            if size > descriptor.size:  # a registry that sends more is not sending this blob
+                break
+            parts.append(chunk)
+        data = b"".join(parts)
         actual = Digest(descriptor.digest.algorithm, _hexdigest(descriptor.digest, data))
-        if actual != descriptor.digest or len(data) != descriptor.size:
+        if actual != descriptor.digest or size != descriptor.size:
             raise DigestMismatchError(
                 f"blob {descriptor.digest} from {self.registry}/{repository} has digest "
-                f"{actual} and size {len(data)}, expected size {descriptor.size}"
+                f"{actual} and size {size}, expected size {descriptor.size}"
             )
         return data
 

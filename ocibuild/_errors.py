@@ -18,7 +18,8 @@ missing, ``OSError`` for files)::
     ├── TransportError                        an OCI layout or docker-archive that is broken
     ├── RegistryError                         the registry answered with an error
     │   ├── AuthenticationError               credentials missing or refused
-    │   └── RetryBudgetExceededError          transient failures outlasted the retry budget
+    │   ├── RetryBudgetExceededError          transient failures outlasted the retry budget
+    │   └── UploadSessionLostError            the registry dropped an upload session
     ├── CredentialError                       a credential store or helper failed
     ├── CacheError                            the layer cache cannot be used
     │   (the pipeline's errors, in ocibuild.pipeline._errors:)
@@ -53,6 +54,7 @@ __all__ = [
     "SourceError",
     "TarballError",
     "TransportError",
+    "UploadSessionLostError",
 ]
 
 
@@ -123,6 +125,10 @@ class AuthenticationError(RegistryError):
 
 class RetryBudgetExceededError(RegistryError):
     """Transient failures (connection errors, 429, 5xx) lasted longer than the retry budget."""
+
+
+class UploadSessionLostError(RegistryError):
+    """The registry dropped a blob's upload session; the blob can only be sent again whole."""
 
 
 class CredentialError(OCIBuildError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from collections.abc import Sequence
@@ -164,6 +165,9 @@ def registry_options(args: argparse.Namespace, *specs: str) -> RegistryOptions |
         )
     if getattr(args, "concurrency", 4) < 1:
         raise UsageError("--concurrency must be at least 1")
+    budget = getattr(args, "retry_budget", 120.0)
+    if not math.isfinite(budget) or budget < 0:
+        raise UsageError(f"--retry-budget must be a number of seconds, 0 or more (not {budget})")
     if specs and all(Location.parse(spec).kind != "registry" for spec in specs):
         return None
     from ..transports.registry import RegistryOptions

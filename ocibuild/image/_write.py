@@ -7,13 +7,14 @@ at it, so a failed write never leaves a tag on a broken image.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import RegistryError
+from .._errors import UploadSessionLostError
 from ..layer._pipeline import prefetched
 from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest, describe
 from ..oci import media_types as mt
@@ -37,6 +38,10 @@ __all__ = ["BlobWriter", "TagRule", "WriteResult", "tag_of", "write"]
 
 # Names the tag after the manifest digest, which is only known once every layer is written.
 TagRule = Callable[[Digest], str]
+
+log = logging.getLogger("ocibuild.write")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def write(
     def body() -> Descriptor:
         if not as_index:
             return writer.image(images[0], tag=top_tag)
-        children = [writer.image(image, tag=None) for image in images]
+        children = writer.images(images)
         index = Index(tuple(children), media_type=_index_type(children))
         data = index.to_json()
         return sink.put_manifest(data, index.media_type, tag=_named(top_tag, data))
@@ -133,14 +138,46 @@ class BlobWriter:
         self.cancelled = threading.Event()
 
     def image(self, image: Image, *, tag: str | TagRule | None) -> Descriptor:
+        """Write one image's blobs (layers concurrently), then its manifest."""
+        desc, results = self._image(image, tag=tag)
+        for result in results:
+            self._record(result)
+        return desc
+
+    def images(self, images: Sequence[Image]) -> list[Descriptor]:
+        """Write several images at once (each manifest untagged), their blobs in one pool.
+
+        Each image gets a thread of its own that only waits (for its blobs, queued in the
+        shared pool) and then PUTs its small manifest. Those threads hold no slot of the
+        bounded pool, so an image waiting for its layers can never starve them: with
+        ``concurrency`` 1 the blobs simply go one by one.
+        """
+        if len(images) <= 1:
+            return [self.image(image, tag=None) for image in images]
+        with ThreadPoolExecutor(len(images), thread_name_prefix="ocibuild-image") as threads:
+            futures = [threads.submit(self._image, image, tag=None) for image in images]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            errors = [f.exception() for f in futures if f.done()]
+            first = next((error for error in errors if error is not None), None)
+            if first is not None:
+                self.cancel()  # the other images stop at their next chunk
+                wait(futures)
+                raise first
+        done = [f.result() for f in futures]
+        for _, results in done:  # reported in image order, whatever finished first
+            for result in results:
+                self._record(result)
+        return [desc for desc, _ in done]
+
+    def _image(
+        self, image: Image, *, tag: str | TagRule | None
+    ) -> tuple[Descriptor, list[BlobResult]]:
         docker = _docker_family(image)
         futures = [
             self._layer_future(layer, _family_media_type(layer.media_type, docker))
             for layer in image.layers
         ]
         layer_results = [f.result() for f in futures]
-        for result in layer_results:
-            self._record(result)
         # Plain tars (of any compression before) read back as Docker schema 2 (ArchiveSource).
         docker = docker or self.sink.stores_uncompressed
 
@@ -150,7 +187,7 @@ class BlobWriter:
         config_type = mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG
         config_data = config.to_json()
         config_desc = BytesStream(config_data, config_type).descriptor
-        self._put_config(config_data, config_desc, str(image.platform))
+        config_result = self._put_config(config_data, config_desc, str(image.platform))
 
         manifest = Manifest(
             config=config_desc,
@@ -161,7 +198,8 @@ class BlobWriter:
         data = manifest.to_json()
         named = _named(tag, data)
         desc = self.sink.put_manifest(data, manifest.media_type, tag=named, platform=image.platform)
-        return Descriptor(manifest.media_type, desc.digest, desc.size, platform=image.platform)
+        pinned = Descriptor(manifest.media_type, desc.digest, desc.size, platform=image.platform)
+        return pinned, [*layer_results, config_result]
 
     def transact(
         self, body: Callable[[], Descriptor], name: str, platforms: list[str]
@@ -207,27 +245,32 @@ class BlobWriter:
             layers = tuple(future.result().descriptor for future in futures)
             manifest = Manifest(describe(config_data, mt.DOCKER_CONFIG), layers, mt.DOCKER_MANIFEST)
             data = manifest.to_json()
-        self._put_config(config_data, manifest.config, str(config.platform))
+        self._record(self._put_config(config_data, manifest.config, str(config.platform)))
         platform = config.platform
         desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=platform)
         return Descriptor(manifest.media_type, desc.digest, desc.size, platform=platform)
 
-    def _put_config(self, data: bytes, desc: Descriptor, platform: str) -> None:
-        stream = BytesStream(data, desc.media_type)
-        outcome: BlobOutcome = "exists"
-        if not self.sink.has_blob(desc):
-            outcome = self.sink.put_blob(stream, desc)
-        sent = desc.size if outcome in ("uploaded", "written") else 0
-        self._record(BlobResult(desc, outcome, None, f"config of {platform}", sent))
+    def _put_config(self, data: bytes, desc: Descriptor, platform: str) -> BlobResult:
+        """The config is a blob like any other: it takes its turn in the shared pool."""
+
+        def step() -> BlobResult:
+            outcome: BlobOutcome = "exists"
+            if not self.sink.has_blob(desc):
+                outcome = self.sink.put_blob(BytesStream(data, desc.media_type), desc)
+            sent = desc.size if outcome in ("uploaded", "written") else 0
+            return BlobResult(desc, outcome, None, f"config of {platform}", sent)
+
+        return self.pool.submit(_once_more_if_lost, step, f"config of {platform}").result()
 
     def _layer_future(self, layer: Layer, media_type: str) -> Future[BlobResult]:
         with self.lock:
             key = id(layer)
             if key not in self.futures:
                 if self.sink.stores_uncompressed:
-                    self.futures[key] = self.pool.submit(self._write_tar, layer)
+                    step = lambda: self._write_tar(layer)  # noqa: E731
                 else:
-                    self.futures[key] = self.pool.submit(self._write_layer, layer, media_type)
+                    step = lambda: self._write_layer(layer, media_type)  # noqa: E731
+                self.futures[key] = self.pool.submit(_once_more_if_lost, step, layer.description)
             return self.futures[key]
 
     def _write_tar(self, layer: Layer) -> BlobResult:
@@ -236,9 +279,11 @@ class BlobWriter:
         Nothing is compressed only to be undone, and the diff_id is hashed once as the tar
         passes: the blob is the tar, so its digest is the diff_id.
         """
+        if self.cancelled.is_set():
+            raise RuntimeError("write cancelled")
         key, label = f"{id(layer):x}", layer.description
         self.progress.blob_started(key, label, None)
-        stream = _Counting(prefetched(tar_blob(layer)), self.progress, key)
+        stream = _Counting(prefetched(tar_blob(layer)), self.progress, key, self.cancelled)
         try:
             outcome = self.sink.put_blob(stream, None)
         except BaseException:
@@ -253,6 +298,9 @@ class BlobWriter:
         return BlobResult(desc, outcome, str(tar.diff_id), label, sent)
 
     def _write_layer(self, layer: Layer, media_type: str) -> BlobResult:
+        """The per-blob step: already there? -> mount -> stream it (upload, then commit)."""
+        if self.cancelled.is_set():
+            raise RuntimeError("write cancelled")
         known = layer.known()
         label = layer.description
         desc = _descriptor(known, media_type) if known else None
@@ -263,39 +311,22 @@ class BlobWriter:
                 return BlobResult(desc, "mounted", str(known.diff_id), label)
         key = f"{id(layer):x}"
         self.progress.blob_started(key, label, desc.size if desc else None)
+        # Read ahead in a thread, so building the layer overlaps with writing it.
+        stream = _Counting(prefetched(layer.compressed()), self.progress, key, self.cancelled)
         try:
-            outcome, stream = self._stream_layer(layer, desc, key)
+            outcome = self.sink.put_blob(stream, desc)
         except BaseException:
             self.progress.blob_finished(key, "failed")
             raise
+        finally:
+            stream.close()
         self.progress.blob_finished(key, outcome)
-        digests = stream.result
+        # A sink may find the blob arrived meanwhile (the same base layer of another
+        # platform) and leave the stream unread: the digests known up front then stand.
+        digests = known if stream.digests is None and known is not None else stream.result
         final = _descriptor(digests, media_type)
         sent = stream.count if outcome in ("uploaded", "written") else 0
         return BlobResult(final, outcome, str(digests.diff_id), label, sent)
-
-    def _stream_layer(
-        self, layer: Layer, desc: Descriptor | None, key: str
-    ) -> tuple[BlobOutcome, _Counting]:
-        """Stream the layer into the sink; start over once if the registry lost the session.
-
-        Docker Distribution cancels an upload session when a PATCH breaks mid-body, so bytes
-        it already took cannot be resumed: the only way on is a fresh stream.
-        """
-        for attempt in (1, 2):
-            if self.cancelled.is_set():
-                raise RuntimeError("write cancelled")
-            # Read ahead in a thread, so building the layer overlaps with writing it.
-            stream = _Counting(prefetched(layer.compressed()), self.progress, key)
-            try:
-                return self.sink.put_blob(stream, desc), stream
-            except RegistryError as err:
-                lost = {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN"} & set(err.codes)
-                if attempt == 2 or not lost:
-                    raise
-            finally:
-                stream.close()
-        raise AssertionError("unreachable")
 
     def _record(self, result: BlobResult) -> None:
         """Keep ``result`` for the report, once per blob, in manifest order."""
@@ -312,16 +343,35 @@ class BlobWriter:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _Counting(BlobStream):
-    """Forwards a stream's chunks, counting bytes and reporting progress."""
+def _once_more_if_lost(step: Callable[[], T], label: str) -> T:
+    """Run a per-blob step; once more, from the top, if the sink lost the upload.
 
-    def __init__(self, inner: BlobStream, progress: Progress, key: str) -> None:
+    Docker Distribution 2.8 cancels an upload session whose PATCH broke mid-body, so the
+    bytes it took cannot be resumed: the blob starts over, with a fresh stream from its layer
+    (one being built is built again). The new try checks first whether the blob arrived.
+    """
+    try:
+        return step()
+    except UploadSessionLostError as err:
+        log.info("%s: %s; starting the blob over", label, err)
+        return step()
+
+
+class _Counting(BlobStream):
+    """Forwards a stream's chunks, counting bytes, reporting progress, stopping on cancel."""
+
+    def __init__(
+        self, inner: BlobStream, progress: Progress, key: str, cancelled: threading.Event
+    ) -> None:
         self.inner = inner
         self.progress = progress
         self.key = key
+        self.cancelled = cancelled
         self.count = 0
 
     def __next__(self) -> bytes:
+        if self.cancelled.is_set():
+            raise RuntimeError("write cancelled")
         try:
             chunk = next(self.inner)
         except StopIteration:

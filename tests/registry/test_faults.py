@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from ocibuild._errors import NotFoundError, RegistryError, RetryBudgetExceededError
+from ocibuild._errors import (
+    NotFoundError,
+    RegistryError,
+    RetryBudgetExceededError,
+    UploadSessionLostError,
+)
+from ocibuild.image import Image, write
 from ocibuild.oci import Reference
 from ocibuild.oci._layer import BlobStream
 from ocibuild.registry import RegistryClient, RegistryOptions, RegistrySink
@@ -19,6 +25,7 @@ KiB = 1 << 10
 CHUNK = 256 * KiB
 
 MakeProxy = Callable[[str], FaultProxy]
+OPTIONS = RegistryOptions(chunk_size=CHUNK, retry_budget=10.0)
 
 
 class HookedStream(BlobStream):
@@ -65,27 +72,90 @@ def test_dropped_patch_resumes_without_resending_acknowledged_chunks(
 
     seen = [(r.method, r.status) for r in proxy.requests if "/blobs/uploads/" in r.path]
     dropped = seen.index(("PATCH", None))
-    assert seen[dropped + 1] == ("GET", 204)  # where does the upload stand?
-    assert seen[dropped + 2] == ("PATCH", 202)  # the broken chunk again, and only it
+    # The chunk names its offset, so the transport sends it again as it was, and only it.
+    assert seen[dropped + 1] == ("PATCH", 202)
     upstream = [r for r in registry.requests() if r.method == "PATCH"]
     chunks = -(-len(layer.gz) // CHUNK)
     assert len(upstream) == chunks and all(r.status == 202 for r in upstream)
     assert sink.has_blob(layer.descriptor)
 
 
-def test_session_lost_in_the_first_chunk_starts_over(
+class BuiltLayer:
+    """A layer being built: no digests up front, and every ``compressed()`` builds it anew."""
+
+    def __init__(self, inner: TestLayer) -> None:
+        self.inner = inner
+        self.builds = 0
+        self.media_type = inner.media_type
+        self.description = "a layer being built"
+
+    def known(self) -> None:
+        return None
+
+    def compressed(self) -> BlobStream:
+        self.builds += 1
+        return self.inner.compressed()
+
+    def uncompressed(self) -> Iterator[bytes]:
+        return self.inner.uncompressed()
+
+
+def test_session_lost_starts_the_blob_over_from_a_fresh_stream(
     registry: Registry, make_fault_proxy: MakeProxy
 ) -> None:
     proxy = make_fault_proxy(registry.url)
-    proxy.add_fault(method="PATCH", status=404, code="BLOB_UPLOAD_UNKNOWN")
-    layer = random_layer(2 * CHUNK, seed=22)
-    sink = sink_via(proxy, "faults/restart:1")
+    fault = proxy.add_fault(method="PATCH", status=404, code="BLOB_UPLOAD_UNKNOWN")
+    layer = BuiltLayer(random_layer(3 * CHUNK, seed=22))
+    dest = f"{proxy.host}/faults/restart:1"
 
-    assert sink.put_blob(layer.compressed(), layer.descriptor) == "uploaded"
+    result = write(Image.scratch().append(layer), dest, registry_options=OPTIONS)
 
-    posts = [r for r in proxy.requests if r.method == "POST"]
-    assert len(posts) == 2
-    assert sink.has_blob(layer.descriptor)
+    assert fault.hits == 1
+    assert layer.builds == 2  # the stream could not be read again: the layer was asked anew
+    assert [b.outcome for b in result.blobs] == ["uploaded", "uploaded"]
+    info = skopeo_inspect(f"docker://{registry.host}/faults/restart:1")
+    assert info["Digest"] == str(result.digest)
+    assert info["Layers"] == [str(layer.inner.descriptor.digest)]
+
+
+def test_a_session_lost_twice_is_a_clear_error_and_tags_nothing(
+    registry: Registry, make_fault_proxy: MakeProxy
+) -> None:
+    proxy = make_fault_proxy(registry.url)
+    proxy.add_fault(method="PATCH", status=404, code="BLOB_UPLOAD_UNKNOWN", times=None)
+    layer = BuiltLayer(random_layer(2 * CHUNK, seed=26))
+
+    with pytest.raises(UploadSessionLostError, match="dropped the upload session after 0 bytes"):
+        write(
+            Image.scratch().append(layer), f"{proxy.host}/faults/twice:1", registry_options=OPTIONS
+        )
+
+    assert layer.builds == 2  # one restart, not more
+    with RegistryClient(registry.host) as client, pytest.raises(NotFoundError):
+        client.tags("faults/twice")
+
+
+def test_a_patch_cut_mid_body_at_the_registry_restarts_the_blob(
+    registry: Registry, make_fault_proxy: MakeProxy
+) -> None:
+    """Docker Distribution cancels a session whose PATCH broke mid-body: start over."""
+    proxy = make_fault_proxy(registry.url)
+    proxy.add_fault(method="PATCH", action="cut")
+    layer = BuiltLayer(random_layer(3 * CHUNK, seed=27))
+    registry.mark()
+
+    result = write(
+        Image.scratch().append(layer), f"{proxy.host}/faults/cut:1", registry_options=OPTIONS
+    )
+
+    # The registry got half of the chunk (its handler failed on the cut body) and cancelled
+    # the session: the replayed chunk finds it gone, and the blob starts over.
+    assert 500 in [r.status for r in registry.requests() if r.method == "PATCH"]
+    seen = [(r.method, r.status) for r in proxy.requests if "/blobs/uploads/" in r.path]
+    assert seen[1:4] == [("PATCH", None), ("PATCH", 404), ("POST", 202)]
+    assert layer.builds == 2
+    info = skopeo_inspect(f"docker://{registry.host}/faults/cut:1")
+    assert info["Digest"] == str(result.digest)
 
 
 def test_session_lost_after_acknowledged_chunks_is_a_clear_error(

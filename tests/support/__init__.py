@@ -3,7 +3,7 @@
 The fixtures in ``tests/conftest.py`` are thin wrappers around what is exported here.
 """
 
-from ._faultproxy import Fault, FaultProxy
+from ._faultproxy import Fault, FaultProxy, Hold
 from ._http1 import LoggedRequest
 from ._images import (
     BUSYBOX_APPLETS,
@@ -33,6 +33,7 @@ from ._tools import (
 __all__ = [
     "BUSYBOX_APPLETS",
     "HELLO_OUTPUT",
+    "Hold",
     "BaseImage",
     "BaseInRegistry",
     "BasicCredentials",

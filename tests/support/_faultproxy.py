@@ -2,6 +2,11 @@
 
 Each client connection gets its own upstream connection (keep-alive on both sides); bodies
 are relayed as they arrive, chunked or sized, so streaming uploads stay streaming.
+
+Faults: answer a status (a 503 storm with ``times=None``), drop the connection, stall (take
+the request and never answer), drip the registry's answer a byte at a time, or cut the
+exchange mid-body (the registry gets part of the request body, or the client part of the
+answer). A :class:`Hold` keeps chosen requests back until another request has been seen.
 """
 
 from __future__ import annotations
@@ -11,16 +16,20 @@ import http
 import json
 import socket
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from io import BufferedReader
 from typing import Literal
 from urllib.parse import urlsplit
 
 from ._http1 import Head, LoggedRequest, body_pieces, read_head
 
-__all__ = ["Fault", "FaultProxy"]
+__all__ = ["Fault", "FaultProxy", "Hold"]
+
+Action = Literal["drop", "status", "stall", "drip", "cut"]
 
 _IDLE_TIMEOUT = 300.0
+_BUFFER = 256 * 1024
 _TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS ClientHello record
 # The error code a registry would send with each status.
 _CODES = {
@@ -39,12 +48,14 @@ class Fault:
 
     method: str | None
     path_contains: str | None
-    action: Literal["drop", "status"]
+    action: Action
     status: int
     retry_after: float | None
     times: int | None
     after_bytes: int | None
     code: str | None
+    interval: float = 0.2
+    drip_head: bool = False
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -54,6 +65,34 @@ class Fault:
             and (self.method is None or self.method.upper() == method.upper())
             and (self.path_contains is None or self.path_contains in path)
         )
+
+
+@dataclass
+class Hold:
+    """Requests matching ``method``/``path_contains`` wait until a request whose path contains
+    ``until`` has been seen (before or while they wait), or ``timeout`` seconds pass."""
+
+    method: str | None
+    path_contains: str
+    until: str
+    timeout: float
+    held: int = 0
+    released_by: list[str] = field(default_factory=list)  # "trigger" or "timeout", per request
+    _seen: threading.Event = field(default_factory=threading.Event)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method.upper() == method.upper()) and (
+            self.path_contains in path
+        )
+
+    def note(self, path: str) -> None:
+        """A request for `path` was seen."""
+        if self.until in path:
+            self._seen.set()
+
+    def wait(self) -> None:
+        self.held += 1
+        self.released_by.append("trigger" if self._seen.wait(self.timeout) else "timeout")
 
 
 class FaultProxy:
@@ -71,6 +110,7 @@ class FaultProxy:
         self.url = f"http://{self.host}"
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._holds: list[Hold] = []
         self._log: list[LoggedRequest] = []
         self._sockets: set[socket.socket] = set()
         self._upstream_gone = False
@@ -93,22 +133,33 @@ class FaultProxy:
         *,
         method: str | None = None,
         path_contains: str | None = None,
-        action: Literal["drop", "status"] = "status",
+        action: Action = "status",
         status: int = 503,
         retry_after: float | None = None,
         times: int | None = 1,
         after_bytes: int | None = None,
         code: str | None = None,
+        interval: float = 0.2,
+        drip_head: bool = False,
     ) -> Fault:
         """Fail the next `times` requests matching method and path substring.
 
         "drop" closes the connection without answering, after reading `after_bytes` of the body
         if given (else right after the head). "status" reads the body and answers `status` with
         a registry-style JSON error (`code`, default from the status) and `Retry-After` if set.
+        "stall" reads the request and never answers (until the client hangs up). "drip" relays
+        the registry's answer body (and head too with `drip_head`) one byte every `interval`
+        seconds. "cut" relays `after_bytes`
+        (default: half) of the request body to the registry and hangs up on both sides; for a
+        request without a body it relays half of the registry's answer body instead (or hangs
+        up before an answer that has no body, once the registry has acted on the request).
         """
-        if action not in ("drop", "status"):
-            raise ValueError(f"unknown fault action {action!r}: use 'drop' or 'status'")
-        fault = Fault(method, path_contains, action, status, retry_after, times, after_bytes, code)
+        if action not in ("drop", "status", "stall", "drip", "cut"):
+            raise ValueError(f"unknown fault action {action!r}")
+        fault = Fault(
+            method, path_contains, action, status, retry_after, times, after_bytes, code,
+            interval, drip_head,
+        )  # fmt: skip
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -117,6 +168,15 @@ class FaultProxy:
         """Remove every fault not yet used up."""
         with self._lock:
             self._faults.clear()
+
+    def hold(
+        self, *, path_contains: str, until: str, method: str | None = None, timeout: float = 60.0
+    ) -> Hold:
+        """Keep matching requests back until a request whose path contains `until` is seen."""
+        hold = Hold(method, path_contains, until, timeout)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
 
     @property
     def requests(self) -> list[LoggedRequest]:
@@ -164,6 +224,7 @@ class FaultProxy:
                 if head is None:
                     return
                 method, path = _request_target(head)
+                self._hold(method, path)
                 if self._upstream_gone:
                     self._record(method, path, None)
                     return
@@ -176,7 +237,12 @@ class FaultProxy:
                         _drain(reader, head, limit=fault.after_bytes)
                     self._record(method, path, None)
                     return
-                if fault is not None:
+                if fault is not None and fault.action == "stall":
+                    self._record(method, path, None)
+                    while reader.read1(_BUFFER):  # until the client gives up
+                        pass
+                    return
+                if fault is not None and fault.action == "status":
                     _drain(reader, head)
                     self._record(method, path, fault.status)
                     response = _error_response(fault, close=head.wants_close)
@@ -194,7 +260,7 @@ class FaultProxy:
                         self._record(method, path, 502)
                         client.sendall(_bad_gateway(self.upstream_url))
                         return
-                if not self._forward(method, path, head, reader, client, upstream):
+                if not self._forward(method, path, head, reader, client, upstream, fault):
                     return
         except (OSError, ValueError):
             return  # a peer went away or sent garbage: drop the connection, as a server would
@@ -213,9 +279,20 @@ class FaultProxy:
         reader: BufferedReader,
         client: socket.socket,
         upstream: _Upstream,
+        fault: Fault | None,
     ) -> bool:
-        """Relay one exchange; return whether both connections can carry another."""
+        """Relay one exchange (spoilt by a drip or cut `fault`); say whether both connections
+        can carry another."""
         upstream.sock.sendall(head.encode())
+        has_body = head.chunked or bool(head.content_length)
+        if fault is not None and fault.action == "cut" and has_body:
+            limit = fault.after_bytes
+            if limit is None:
+                limit = (head.content_length or 2) // 2
+            for wire, _ in body_pieces(reader, head, limit=limit):
+                upstream.sock.sendall(wire)
+            self._record(method, path, None)
+            return False  # the registry is left with part of the body
         for wire, _ in body_pieces(reader, head):
             upstream.sock.sendall(wire)
         response = read_head(upstream.reader)
@@ -225,14 +302,28 @@ class FaultProxy:
         if response is None:
             raise ConnectionError("the upstream closed the connection without answering")
         status = int(response.start.split()[1])
+        bodiless = method == "HEAD" or status in (204, 304) or response.content_length == 0
+        if fault is not None and fault.action == "cut" and bodiless:
+            self._record(method, path, None)
+            return False  # an answer without a body: hang up before it
         self._record(method, path, status)
-        client.sendall(response.encode())
-        if method == "HEAD" or status in (204, 304):
-            framed = True
+        if fault is not None and fault.action == "drip" and fault.drip_head:
+            _drip(client, response.encode(), fault.interval)
         else:
-            for wire, _ in body_pieces(upstream.reader, response, until_close=True):
+            client.sendall(response.encode())
+        if method == "HEAD" or status in (204, 304):
+            return not head.wants_close and not response.wants_close
+        body = body_pieces(upstream.reader, response, until_close=True)
+        if fault is not None and fault.action in ("cut", "drip"):
+            data = b"".join(wire for wire, _ in body)
+            if fault.action == "cut":
+                client.sendall(data[: len(data) // 2])
+                return False
+            _drip(client, data, fault.interval)
+        else:
+            for wire, _ in body:
                 client.sendall(wire)
-            framed = response.chunked or response.content_length is not None
+        framed = response.chunked or response.content_length is not None
         return framed and not head.wants_close and not response.wants_close
 
     def _connect_upstream(self) -> _Upstream | None:
@@ -242,6 +333,15 @@ class FaultProxy:
             return None
         self._track(sock)
         return _Upstream(sock, sock.makefile("rb"))
+
+    def _hold(self, method: str, path: str) -> None:
+        with self._lock:
+            holds = list(self._holds)
+        for hold in holds:
+            hold.note(path)
+        for hold in holds:
+            if hold.matches(method, path):
+                hold.wait()
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -295,6 +395,12 @@ def _request_target(head: Head) -> tuple[str, str]:
 def _is_interim(response: Head) -> bool:
     status = int(response.start.split()[1])
     return 100 <= status < 200 and status != 101
+
+
+def _drip(client: socket.socket, data: bytes, interval: float) -> None:
+    for i in range(len(data)):
+        client.sendall(data[i : i + 1])
+        time.sleep(interval)
 
 
 def _drain(reader: BufferedReader, head: Head, limit: int | None = None) -> None:

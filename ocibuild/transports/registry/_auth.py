@@ -29,7 +29,8 @@ from ..._errors import AuthenticationError, RegistryError
 from ._challenge import Challenge, covers, merge_scopes, parse_challenges
 from ._credentials import Credential, find_credential
 from ._options import RegistryOptions
-from ._retry import RETRYABLE_STATUS, TransientError
+from ._retry import REPLAYABLE
+from ._transport import OPERATION
 
 __all__ = ["AuthState", "RegistryAuth", "origin_of"]
 
@@ -156,7 +157,7 @@ class RegistryAuth(httpx.Auth):
         sent: str | None = None
         known = state.challenge
         if known is not None and (self.scopes or known.scheme == "basic"):
-            sent = yield from self._authorization(state, known, refused=None)
+            sent = yield from self._authorization(state, known, refused=None, request=request)
             if sent is not None:
                 request.headers["Authorization"] = sent
         response = yield request
@@ -169,7 +170,7 @@ class RegistryAuth(httpx.Auth):
         state.remember(challenge)
         if sent is not None and challenge.scheme == "bearer":
             state.forget(sent)
-        header = yield from self._authorization(state, challenge, refused=sent)
+        header = yield from self._authorization(state, challenge, refused=sent, request=request)
         if header is None or header == sent:
             return
         request.headers["Authorization"] = header
@@ -182,7 +183,12 @@ class RegistryAuth(httpx.Auth):
         yield request
 
     def _authorization(
-        self, state: AuthState, challenge: Challenge, *, refused: str | None
+        self,
+        state: AuthState,
+        challenge: Challenge,
+        *,
+        refused: str | None,
+        request: httpx.Request,
     ) -> Generator[httpx.Request, httpx.Response, str | None]:
         """The header to send: Basic, a registry token, or a cached or fresh Bearer token."""
         credential = state.credential(self.repository)
@@ -201,7 +207,9 @@ class RegistryAuth(httpx.Auth):
             cached = state.cached_token(challenge, scopes)
             if cached is not None and f"Bearer {cached}" != refused:
                 return f"Bearer {cached}"
-            token = yield from self._fetch_token(state, challenge, scopes, credential)
+            # Token requests belong to the request's operation: its budget bounds them too.
+            extensions = {k: v for k, v in request.extensions.items() if k == OPERATION}
+            token = yield from self._fetch_token(state, challenge, scopes, credential, extensions)
             state.store_token(challenge, token)
         return f"Bearer {token.value}"
 
@@ -211,15 +219,20 @@ class RegistryAuth(httpx.Auth):
         challenge: Challenge,
         scopes: tuple[str, ...],
         credential: Credential,
+        extensions: dict[str, object],
     ) -> Generator[httpx.Request, httpx.Response, _Token]:
         if not challenge.realm:
             raise RegistryError(f"{state.registry} sent a Bearer challenge without a realm")
         if credential.identity_token:
-            response = yield self._oauth_request(challenge, scopes, credential.identity_token)
+            grant = self._oauth_request(challenge, scopes, credential.identity_token)
+            grant.extensions = {**grant.extensions, **extensions}
+            response = yield grant
             if response.status_code not in (404, 405):
                 return self._token_from(state, response, challenge, scopes, credential)
             # Registries without the OAuth2 endpoint (distribution's spec allows it) want GET.
-        response = yield self._get_request(challenge, scopes, credential)
+        get = self._get_request(challenge, scopes, credential)
+        get.extensions = {**get.extensions, **extensions}
+        response = yield get
         return self._token_from(state, response, challenge, scopes, credential)
 
     def _get_request(
@@ -252,7 +265,7 @@ class RegistryAuth(httpx.Auth):
         return httpx.Request(
             "POST", challenge.realm, data=form,
             headers={"User-Agent": self.state.options.user_agent},
-            extensions={"timeout": _TOKEN_TIMEOUT.as_dict()},
+            extensions={"timeout": _TOKEN_TIMEOUT.as_dict(), REPLAYABLE: True},
         )  # fmt: skip
 
     def _token_from(
@@ -279,8 +292,6 @@ class RegistryAuth(httpx.Auth):
                 codes=("UNAUTHORIZED",),
                 url=realm,
             )
-        if status in RETRYABLE_STATUS:
-            raise TransientError(f"the token server {realm} answered {status}", status)
         if status != 200:
             raise RegistryError(
                 f"the token server {realm} of {state.registry} answered {status}",

@@ -1,17 +1,15 @@
 """The distribution protocol for one registry host: manifests, blobs, tags, mounts, uploads.
 
-Every request is one :meth:`Connection.exchange` (with the auth flow) run under the
-:class:`~._retry.RetryPolicy`; the upload steps live in ``_upload.py``.
+Every request is one :meth:`Connection.request`, retried by the connection's transport; the
+upload steps live in ``_upload.py``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -21,9 +19,8 @@ from ...oci import media_types as mt
 from ...oci._layer import BlobStream
 from ._challenge import repository_scope
 from ._connection import Connection
-from ._errors import raise_for_status
 from ._options import RegistryOptions
-from ._retry import RetryPolicy
+from ._retry import clean, describe
 from ._upload import UploadResult, upload_blob
 from ._urls import resolve_location
 
@@ -31,7 +28,6 @@ __all__ = ["MountResult", "RegistryClient"]
 
 log = logging.getLogger("ocibuild.registry")
 
-_MAX_MANIFEST = 8 << 20  # the spec asks registries to take at least 4 MB
 _READ_CHUNK = 1 << 20
 
 
@@ -49,8 +45,7 @@ class RegistryClient:
     def __init__(self, registry: str, options: RegistryOptions | None = None) -> None:
         self.options = options or RegistryOptions()
         self.registry = registry
-        self.retry = RetryPolicy(self.options.retry_budget)
-        self.connection = Connection(registry, self.options, self.retry)
+        self.connection = Connection(registry, self.options)
         self.host = self.connection.host
         self.auth = self.connection.auth
 
@@ -67,51 +62,9 @@ class RegistryClient:
         """Close pooled connections (the client reopens them if used again)."""
         self.connection.close()
 
-    # -- plumbing (used by the upload steps too) -------------------------------------------
-
     def base_url(self) -> str:
         """``scheme://host`` of the registry, decided once by pinging ``/v2/``."""
         return self.connection.base_url()
-
-    def call(
-        self,
-        method: str,
-        url: str,
-        *,
-        what: str,
-        repository: str | None,
-        scopes: tuple[str, ...] = (),
-        ok: tuple[int, ...] = (200,),
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """A request retried through transient failures; answers outside ``ok`` raise."""
-        response = self.retry.run(
-            what,
-            lambda n: self.connection.exchange(
-                method, url, repository=repository, scopes=scopes, **kwargs
-            ),
-        )
-        if response.status_code not in ok:
-            self.check(response, what, repository)
-        return response
-
-    def check(self, response: httpx.Response, what: str, repository: str | None) -> None:
-        """Raise the error a failed answer stands for (naming the credential source tried)."""
-        try:
-            raise_for_status(
-                response, what, credential_source=self.auth.source(repository), host=self.registry
-            )
-        finally:
-            response.close()
-        raise RegistryError(
-            f"{what}: {self.registry} answered an unexpected {response.status_code}",
-            status=response.status_code,
-            url=str(response.request.url.copy_with(query=None)),
-        )
-
-    def retrying(self, what: str, attempt: Callable[[int], httpx.Response]) -> httpx.Response:
-        """Run a multi-request ``attempt`` under the retry policy."""
-        return self.retry.run(what, attempt)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -121,12 +74,14 @@ class RegistryClient:
 
     def check_login(self) -> None:
         """Authenticate against ``/v2/``; raises :class:`AuthenticationError` if refused."""
-        self.call("GET", "/v2/", what=f"logging in to {self.registry}", repository=None)
+        self.connection.request(
+            "GET", "/v2/", what=f"logging in to {self.registry}", repository=None
+        )
 
     def exists(self, repository: str, digest: Digest, *, for_push: bool = False) -> bool:
         """Whether the blob is in ``repository`` (HEAD); ``for_push`` asks for a push token."""
         actions = ("pull", "push") if for_push else ("pull",)
-        response = self.call(
+        response = self.connection.request(
             "HEAD", f"/v2/{repository}/blobs/{digest}",
             what=f"checking for blob {digest} in {self.registry}/{repository}",
             repository=repository, scopes=(repository_scope(repository, *actions),),
@@ -138,16 +93,15 @@ class RegistryClient:
     def get_manifest(self, repository: str, identifier: str) -> tuple[bytes, str, Digest]:
         """Bytes, media type and digest of a manifest or index, verified when asked by digest."""
         name = _image_name(self.registry, repository, identifier)
-        response = self.call(
+        response = self.connection.request(
             "GET", f"/v2/{repository}/manifests/{identifier}",
             what=f"reading manifest of {name}", repository=repository,
             scopes=(repository_scope(repository, "pull"),), ok=(200, 404),
-            headers={"Accept": mt.MANIFEST_ACCEPT}, stream=True,
+            headers={"Accept": mt.MANIFEST_ACCEPT},
         )  # fmt: skip
         if response.status_code == 404:
-            response.close()
             raise NotFoundError(f"image '{name}' not found")
-        data = _read_capped(response, _MAX_MANIFEST, f"the manifest of {name}")
+        data = response.content
         media_type = _media_type(response.headers.get("content-type"), data)
         digest = _verify_manifest(data, identifier, name)
         return data, media_type, digest
@@ -155,7 +109,7 @@ class RegistryClient:
     def head_manifest(self, repository: str, identifier: str) -> Descriptor | None:
         """The descriptor of a manifest (HEAD), or None if it does not exist."""
         name = _image_name(self.registry, repository, identifier)
-        response = self.call(
+        response = self.connection.request(
             "HEAD", f"/v2/{repository}/manifests/{identifier}",
             what=f"checking manifest of {name}", repository=repository,
             scopes=(repository_scope(repository, "pull"),), ok=(200, 404),
@@ -173,25 +127,33 @@ class RegistryClient:
 
     def get_blob(self, repository: str, descriptor: Descriptor) -> bytes:
         """A small blob (a config), read whole and verified against ``descriptor``."""
-        data = b"".join(self.open_blob(repository, descriptor.digest))
-        return descriptor.verify(data, f"{self.registry}/{repository}")
+        parts: list[bytes] = []
+        size = 0
+        for chunk in self.open_blob(repository, descriptor.digest):
+            size += len(chunk)
+            parts.append(chunk)
+            if size > descriptor.size:  # a registry that sends more is not sending this blob
+                break
+        return descriptor.verify(b"".join(parts), f"{self.registry}/{repository}")
 
     def open_blob(self, repository: str, digest: Digest) -> Iterator[bytes]:
         """The blob's bytes as a stream, resumed with ``Range`` if the connection drops.
 
-        Nothing is requested until the first chunk is asked for; the caller verifies.
+        Nothing is requested until the first chunk is asked for; the caller verifies. Each
+        wait for the next chunk has the whole retry budget; resuming runs under the same
+        policy as every other retry.
         """
         what = f"reading blob {digest} from {self.registry}/{repository}"
-        received = 0
-        deadline = time.monotonic() + self.retry.budget
+        operation = self.connection.retry.operation(what, stream=True)
+        received = attempts = 0
         while True:
             headers = {"Accept-Encoding": "identity"}
             if received:
                 headers["Range"] = f"bytes={received}-"
-            response = self.call(
+            response = self.connection.request(
                 "GET", f"/v2/{repository}/blobs/{digest}", what=what, repository=repository,
                 scopes=(repository_scope(repository, "pull"),), ok=(200, 206, 404),
-                headers=headers, stream=True, follow_redirects=True,
+                headers=headers, follow_redirects=True, operation=operation,
             )  # fmt: skip
             try:
                 if response.status_code == 404:
@@ -205,10 +167,13 @@ class RegistryClient:
                 for chunk in response.iter_bytes(_READ_CHUNK):
                     received += len(chunk)
                     yield chunk
+                    operation.renew()
                 return
-            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ReadTimeout) as err:
-                if time.monotonic() > deadline:
-                    raise RegistryError(f"{what}: the connection dropped ({err})") from err
+            except httpx.TransportError as err:
+                attempts += 1
+                self.connection.retry.pause(
+                    operation, attempts, describe(err), url=clean(response.request.url)
+                )
                 log.info("%s: connection dropped after %d bytes; resuming", what, received)
             finally:
                 response.close()
@@ -218,7 +183,7 @@ class RegistryClient:
         url: str | None = f"/v2/{repository}/tags/list?n=1000"
         found: list[str] = []
         while url is not None:
-            response = self.call(
+            response = self.connection.request(
                 "GET", url, what=f"listing tags of {self.registry}/{repository}",
                 repository=repository, scopes=(repository_scope(repository, "pull"),),
                 ok=(200, 404),
@@ -234,17 +199,13 @@ class RegistryClient:
     def mount(self, repository: str, digest: Digest, from_repository: str) -> MountResult:
         """Ask for a cross-repository mount; 201 mounted, 202 an upload session, else nothing."""
         what = f"mounting blob {digest} into {self.registry}/{repository} from {from_repository}"
-        response = self.retry.run(
-            what,
-            lambda n: self.connection.exchange(
-                "POST", f"/v2/{repository}/blobs/uploads/",
-                repository=repository,
-                scopes=(repository_scope(repository, "pull", "push"),
-                        repository_scope(from_repository, "pull")),
-                params={"mount": str(digest), "from": from_repository},
-            ),
+        response = self.connection.exchange(
+            "POST", f"/v2/{repository}/blobs/uploads/",
+            operation=self.connection.retry.operation(what), repository=repository,
+            scopes=(repository_scope(repository, "pull", "push"),
+                    repository_scope(from_repository, "pull")),
+            params={"mount": str(digest), "from": from_repository},
         )  # fmt: skip
-        response.close()
         if response.status_code == 201:
             return MountResult(True)
         if response.status_code == 202 and "location" in response.headers:
@@ -257,7 +218,7 @@ class RegistryClient:
     ) -> Digest:
         """PUT manifest bytes under a tag or digest; returns their digest."""
         name = _image_name(self.registry, repository, identifier)
-        self.call(
+        self.connection.request(
             "PUT", f"/v2/{repository}/manifests/{identifier}",
             what=f"writing manifest {name}", repository=repository,
             scopes=(repository_scope(repository, "pull", "push"),), ok=(200, 201, 202, 204),
@@ -274,7 +235,7 @@ class RegistryClient:
         location: str | None = None,
     ) -> UploadResult:
         """Upload a blob: monolithic when small and known, else chunked (see ``_upload.py``)."""
-        return upload_blob(self, repository, stream, descriptor, location=location)
+        return upload_blob(self.connection, repository, stream, descriptor, location=location)
 
 
 def _image_name(registry: str, repository: str, identifier: str) -> str:
@@ -300,20 +261,6 @@ def _verify_manifest(data: bytes, identifier: str, name: str) -> Digest:
     expected = Digest.parse(identifier)
     expected.verify(data, name)
     return expected
-
-
-def _read_capped(response: httpx.Response, limit: int, what: str) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise RegistryError(f"{what} is larger than {limit >> 20} MiB; refusing to read it")
-            parts.append(chunk)
-    finally:
-        response.close()
-    return b"".join(parts)
 
 
 def _next_link(response: httpx.Response) -> str | None:

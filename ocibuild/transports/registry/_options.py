@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import ssl
 from dataclasses import dataclass, field
@@ -34,8 +35,11 @@ class RegistryOptions:
             raise InvalidOptionError("concurrency must be at least 1")
         if self.chunk_size < 1:
             raise InvalidOptionError("chunk_size must be at least 1 byte")
-        if self.retry_budget < 0:
-            raise InvalidOptionError("retry_budget must not be negative")
+        if not math.isfinite(self.retry_budget) or self.retry_budget < 0:
+            raise InvalidOptionError(
+                f"retry_budget must be a finite number of seconds, 0 or more, not "
+                f"{self.retry_budget!r}"
+            )
 
     def is_insecure(self, host: str) -> bool:
         """Whether ``host`` (host[:port]) was named as insecure (plain HTTP or unverified TLS)."""

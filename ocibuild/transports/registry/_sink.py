@@ -1,6 +1,6 @@
 """Writing images to a registry: blobs first (HEAD, mount, upload), the tagged manifest last.
 
-The sink is driven by the image writer (``ocibuild._write``), concurrently for blobs. The
+The sink is driven by the image writer (``ocibuild.image._write``), concurrently for blobs. The
 manifest PUT under the tag is the commit point: it only happens after every blob is in
 place, so a push that fails earlier never moves the tag.
 """

@@ -64,7 +64,8 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=120.0,
         metavar="SECONDS",
-        help="how long to keep retrying connection errors, 429 and 5xx (default 120)",
+        help="how long one registry request may wait or retry, connecting and reading "
+        "included (default 120)",
     )
 
 

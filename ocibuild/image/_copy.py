@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._errors import ManifestError
 from ..oci import Descriptor, Index, Manifest, Platform
 from ..oci._manifest import parse_manifest_or_index
 from ..transports import Location, open_sink, open_source
@@ -69,6 +70,9 @@ def copy(
         source.close()
 
 
+_MAX_NESTING = 8
+
+
 def _copy_index(
     writer: BlobWriter,
     source: ImageSource,
@@ -76,15 +80,23 @@ def _copy_index(
     data: bytes,
     tag: str | None,
     platforms: list[str],
+    depth: int = 0,
 ) -> Descriptor:
+    if depth >= _MAX_NESTING:
+        raise ManifestError(
+            f"{source.name}: image indexes nest more than {_MAX_NESTING} deep; "
+            "that is not an image anyone can run"
+        )
+    children: list[tuple[Manifest, bytes]] = []
     for desc in index.manifests:
         child_data = source.get_child_manifest(desc)
         child = parse_manifest_or_index(child_data, desc.media_type)
         if not isinstance(child, Manifest):
             # Nested indexes are rare; their blobs are copied as their children are.
-            _copy_index(writer, source, child, child_data, None, platforms)
+            _copy_index(writer, source, child, child_data, None, platforms, depth + 1)
             continue
-        writer.raw_image(source, child, child_data, tag=None)
+        children.append((child, child_data))
         if desc.platform is not None:
             platforms.append(str(desc.platform))
+    writer.raw_images(source, children)  # the platforms' blobs go at the same time
     return writer.sink.put_manifest(data, index.media_type, tag=tag)

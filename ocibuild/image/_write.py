@@ -7,6 +7,7 @@ at it, so a failed write never leaves a tag on a broken image.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -38,6 +39,8 @@ __all__ = ["BlobWriter", "TagRule", "WriteResult", "tag_of", "write"]
 
 # Names the tag after the manifest digest, which is only known once every layer is written.
 TagRule = Callable[[Digest], str]
+# What writing one image gives: its manifest's descriptor and every blob's fate, in order.
+_Written = tuple[Descriptor, list[BlobResult]]
 
 log = logging.getLogger("ocibuild.write")
 
@@ -145,33 +148,43 @@ class BlobWriter:
         return desc
 
     def images(self, images: Sequence[Image]) -> list[Descriptor]:
-        """Write several images at once (each manifest untagged), their blobs in one pool.
+        """Write several images at once (each manifest untagged), their blobs in one pool."""
+        return self._at_once([functools.partial(self._image, image, tag=None) for image in images])
 
-        Each image gets a thread of its own that only waits (for its blobs, queued in the
+    def raw_images(
+        self, source: ImageSource, children: Sequence[tuple[Manifest, bytes]]
+    ) -> list[Descriptor]:
+        """Copy several manifests' blobs and bytes at once (each manifest untagged)."""
+        steps = [functools.partial(self._raw_image, source, m, d, tag=None) for m, d in children]
+        return self._at_once(steps)
+
+    def _at_once(self, steps: Sequence[Callable[[], _Written]]) -> list[Descriptor]:
+        """Run image steps concurrently, their blobs in the one shared pool.
+
+        Each step gets a thread of its own that only waits (for its blobs, queued in the
         shared pool) and then PUTs its small manifest. Those threads hold no slot of the
         bounded pool, so an image waiting for its layers can never starve them: with
         ``concurrency`` 1 the blobs simply go one by one.
         """
-        if len(images) <= 1:
-            return [self.image(image, tag=None) for image in images]
-        with ThreadPoolExecutor(len(images), thread_name_prefix="ocibuild-image") as threads:
-            futures = [threads.submit(self._image, image, tag=None) for image in images]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            errors = [f.exception() for f in futures if f.done()]
-            first = next((error for error in errors if error is not None), None)
-            if first is not None:
-                self.cancel()  # the other images stop at their next chunk
-                wait(futures)
-                raise first
-        done = [f.result() for f in futures]
+        if len(steps) <= 1:
+            done = [step() for step in steps]
+        else:
+            with ThreadPoolExecutor(len(steps), thread_name_prefix="ocibuild-image") as threads:
+                futures = [threads.submit(step) for step in steps]
+                wait(futures, return_when=FIRST_EXCEPTION)
+                errors = [f.exception() for f in futures if f.done()]
+                first = next((error for error in errors if error is not None), None)
+                if first is not None:
+                    self.cancel()  # the other images stop at their next chunk
+                    wait(futures)
+                    raise first
+            done = [f.result() for f in futures]
         for _, results in done:  # reported in image order, whatever finished first
             for result in results:
                 self._record(result)
         return [desc for desc, _ in done]
 
-    def _image(
-        self, image: Image, *, tag: str | TagRule | None
-    ) -> tuple[Descriptor, list[BlobResult]]:
+    def _image(self, image: Image, *, tag: str | TagRule | None) -> _Written:
         docker = _docker_family(image)
         futures = [
             self._layer_future(layer, _family_media_type(layer.media_type, docker))
@@ -228,6 +241,14 @@ class BlobWriter:
         self, source: ImageSource, manifest: Manifest, data: bytes, *, tag: str | None
     ) -> Descriptor:
         """Copy a manifest's blobs and then its exact bytes, so the digest is preserved."""
+        desc, results = self._raw_image(source, manifest, data, tag=tag)
+        for result in results:
+            self._record(result)
+        return desc
+
+    def _raw_image(
+        self, source: ImageSource, manifest: Manifest, data: bytes, *, tag: str | None
+    ) -> _Written:
         config_data = source.get_blob(manifest.config)
         config = ImageConfig.from_json(config_data)
         mount_from = mount_origin(source)
@@ -239,16 +260,15 @@ class BlobWriter:
                 manifest.layers, checked_diff_ids(config, manifest, source), strict=True
             )
         ]
-        for future in futures:
-            self._record(future.result())
+        results = [future.result() for future in futures]
         if self.sink.stores_uncompressed:  # the layers went in as tars: describe them so
-            layers = tuple(future.result().descriptor for future in futures)
+            layers = tuple(result.descriptor for result in results)
             manifest = Manifest(describe(config_data, mt.DOCKER_CONFIG), layers, mt.DOCKER_MANIFEST)
             data = manifest.to_json()
-        self._record(self._put_config(config_data, manifest.config, str(config.platform)))
+        results.append(self._put_config(config_data, manifest.config, str(config.platform)))
         platform = config.platform
         desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=platform)
-        return Descriptor(manifest.media_type, desc.digest, desc.size, platform=platform)
+        return Descriptor(manifest.media_type, desc.digest, desc.size, platform=platform), results
 
     def _put_config(self, data: bytes, desc: Descriptor, platform: str) -> BlobResult:
         """The config is a blob like any other: it takes its turn in the shared pool."""

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ocibuild.image import Image, WriteResult, load, write
+from ocibuild.image import Image, WriteResult, copy, load, write
 from ocibuild.registry import RegistryOptions
 from tests.support import BaseInRegistry, FaultProxy, Registry, skopeo_copy, skopeo_inspect
 
@@ -77,3 +77,29 @@ def test_one_slot_is_enough_for_many_platforms(
     uploaded = {str(b.descriptor.digest) for b in result.blobs if b.outcome == "uploaded"}
     assert {str(layer.descriptor.digest) for layer in layers} <= uploaded
     assert_index_readable(registry, "platforms/one:1", result, tmp_path / "out")
+
+
+def test_copying_an_index_uploads_its_platforms_at_the_same_time(
+    registry: Registry,
+    base_in_registry: BaseInRegistry,
+    make_fault_proxy: MakeProxy,
+    tmp_path: Path,
+) -> None:
+    images, (first, second) = platform_images(base_in_registry)
+    written = write(images, f"oci:{tmp_path / 'src'}:multi")
+    proxy = make_fault_proxy(registry.url)
+    hold = proxy.hold(
+        method="PUT", path_contains=first.descriptor.digest.encoded,
+        until=second.descriptor.digest.encoded,
+    )  # fmt: skip
+
+    result = copy(
+        f"oci:{tmp_path / 'src'}:multi",
+        f"{proxy.host}/platforms/copied:1",
+        registry_options=RegistryOptions(concurrency=2),
+    )
+
+    assert hold.released_by == ["trigger"]
+    assert result.digest == written.digest  # copied byte for byte
+    assert result.platforms == ("linux/amd64", "linux/arm64")
+    assert_index_readable(registry, "platforms/copied:1", result, tmp_path / "out")

@@ -12,12 +12,31 @@ from .._errors import ManifestError
 from ._descriptor import Platform
 from ._digest import Digest
 
-__all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "dumps"]
+__all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "dumps", "json_text"]
 
 
 def dumps(obj: Any) -> bytes:
     """Compact, deterministic JSON bytes (key order as built, no spaces)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        # Undecodable bytes (a surrogate escape from a file name or argument) cannot be JSON.
+        raise ManifestError(
+            f"text {err.object[max(0, err.start - 20) : err.end + 20]!r} is not valid UTF-8 "
+            "and cannot go into an image document"
+        ) from None
+
+
+def json_text(text: str) -> str:
+    """``text`` with undecodable bytes (surrogate escapes of paths) written as ``\\xNN``.
+
+    For labels that only describe (history, progress, errors), which must be valid UTF-8.
+    """
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that escapes no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -31,16 +50,16 @@ class HistoryEntry:
     empty_layer: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object form."""
+        """The JSON object form (paths in the text that are not UTF-8 escaped, as ``\\xNN``)."""
         out: dict[str, Any] = {}
         if self.created is not None:
             out["created"] = self.created
         if self.author:
-            out["author"] = self.author
+            out["author"] = json_text(self.author)
         if self.created_by is not None:
-            out["created_by"] = self.created_by
+            out["created_by"] = json_text(self.created_by)
         if self.comment:
-            out["comment"] = self.comment
+            out["comment"] = json_text(self.comment)
         if self.empty_layer:
             out["empty_layer"] = True
         return out

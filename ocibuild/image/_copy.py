@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._errors import ManifestError
 from ..oci import Descriptor, Index, Manifest, Platform
-from ..oci._manifest import parse_manifest_or_index
+from ..oci._manifest import MAX_INDEX_DEPTH, parse_manifest_or_index
 from ..transports import Location, open_sink, open_source
 from ..transports._base import ImageSource, Progress
 from ._image import Image
@@ -73,13 +74,19 @@ def _copy_index(
     data: bytes,
     tag: str | None,
     platforms: list[str],
+    depth: int = 1,
 ) -> Descriptor:
+    if depth > MAX_INDEX_DEPTH:
+        raise ManifestError(
+            f"{source.name} nests image indexes more than {MAX_INDEX_DEPTH} deep; "
+            "no real image does"
+        )
     for desc in index.manifests:
         child_data = source.get_child_manifest(desc)
         child = parse_manifest_or_index(child_data, desc.media_type)
         if not isinstance(child, Manifest):
             # Nested indexes are rare; their blobs are copied as their children are.
-            _copy_index(writer, source, child, child_data, None, platforms)
+            _copy_index(writer, source, child, child_data, None, platforms, depth + 1)
             continue
         writer.raw_image(source, child, child_data, tag=None)
         if desc.platform is not None:

@@ -11,6 +11,7 @@ from typing import Any
 from .._errors import ManifestError
 from ._descriptor import Platform
 from ._digest import Digest
+from ._fields import BOOLEAN, OBJECT, OBJECTS, STRING, STRING_MAP, STRINGS, check_fields, load_json
 
 __all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "dumps", "json_text"]
 
@@ -89,12 +90,10 @@ class ImageConfig:
     @classmethod
     def from_json(cls, data: bytes) -> ImageConfig:
         """Parse config bytes; raises :class:`ManifestError` when they are not a config."""
-        try:
-            obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ManifestError(f"image config is not valid JSON: {err}") from err
+        obj = load_json(data, "image config")
         if not isinstance(obj, dict):
             raise ManifestError("image config is not a JSON object")
+        _check_config(obj)
         return cls(obj)
 
     @classmethod
@@ -224,3 +223,51 @@ class ImageConfig:
         for key in [k for k, v in cfg.items() if v is None]:
             del cfg[key]
         return ImageConfig(raw)
+
+
+_CONFIG_FIELDS = {
+    "created": STRING,
+    "author": STRING,
+    "architecture": STRING,
+    "os": STRING,
+    "os.version": STRING,
+    "os.features": STRINGS,
+    "variant": STRING,
+    "config": OBJECT,
+    "rootfs": OBJECT,
+    "history": OBJECTS,
+}
+_CONTAINER_FIELDS = {
+    "User": STRING,
+    "ExposedPorts": OBJECT,
+    "Env": STRINGS,
+    "Entrypoint": STRINGS,
+    "Cmd": STRINGS,
+    "Volumes": OBJECT,
+    "WorkingDir": STRING,
+    "Labels": STRING_MAP,
+    "StopSignal": STRING,
+}
+_ROOTFS_FIELDS = {"type": STRING, "diff_ids": STRINGS}
+_HISTORY_FIELDS = {
+    "created": STRING,
+    "created_by": STRING,
+    "author": STRING,
+    "comment": STRING,
+    "empty_layer": BOOLEAN,
+}
+
+
+def _check_config(obj: Mapping[str, Any]) -> None:
+    """Refuse a config whose fields that ocibuild reads or edits have the wrong types."""
+    check_fields(obj, _CONFIG_FIELDS, "image config")
+    check_fields(obj.get("config") or {}, _CONTAINER_FIELDS, "image config 'config'")
+    rootfs = obj.get("rootfs") or {}
+    check_fields(rootfs, _ROOTFS_FIELDS, "image config 'rootfs'")
+    for index, diff_id in enumerate(rootfs.get("diff_ids") or ()):
+        try:
+            Digest.parse(diff_id)
+        except ValueError as err:
+            raise ManifestError(f"image config 'rootfs' field 'diff_ids[{index}]': {err}") from None
+    for index, entry in enumerate(obj.get("history") or ()):
+        check_fields(entry, _HISTORY_FIELDS, f"image config 'history[{index}]'")

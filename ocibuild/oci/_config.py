@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import ManifestError
+from .._errors import InvalidOptionError, ManifestError
 from ._descriptor import Platform
 from ._digest import Digest
 from ._fields import BOOLEAN, OBJECT, OBJECTS, STRING, STRING_MAP, STRINGS, check_fields, load_json
@@ -190,6 +190,7 @@ class ImageConfig:
 
     def with_container(self, changes: ContainerConfig) -> ImageConfig:
         """A config whose ``config`` object has ``changes`` applied (env and labels merge)."""
+        _check_text(changes)
         raw = self._edit()
         cfg = raw.setdefault("config", {})
         if cfg is None:
@@ -271,3 +272,23 @@ def _check_config(obj: Mapping[str, Any]) -> None:
             raise ManifestError(f"image config 'rootfs' field 'diff_ids[{index}]': {err}") from None
     for index, entry in enumerate(obj.get("history") or ()):
         check_fields(entry, _HISTORY_FIELDS, f"image config 'history[{index}]'")
+
+
+def _check_text(changes: ContainerConfig) -> None:
+    """Refuse config changes with text that JSON cannot hold, before any blob is written."""
+    for name in ContainerConfig.__dataclass_fields__:
+        value = getattr(changes, name)
+        texts: list[str]
+        if isinstance(value, Mapping):
+            texts = [t for pair in value.items() for t in pair]
+        elif isinstance(value, str):
+            texts = [value]
+        else:
+            texts = list(value or ())
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidOptionError(
+                    f"{name} value '{json_text(text)}' is not valid UTF-8; give UTF-8 text"
+                ) from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable
 
 from .._errors import TarballError
-from ._tar_index import BLOCK, HeaderReader, Member, TarCorrupt
+from ._tar_index import BLOCK, SPECIAL, HeaderReader, Member, TarCorrupt
 
 __all__ = ["checked_tar"]
 
@@ -45,7 +45,7 @@ class _Walk:
         self.gathering = bytearray()  # a header block, or a special member's data
         self.want = BLOCK  # how many bytes to gather
         self.special: Member | None = None  # the pax or long-name member being gathered
-        self.current: Member | None = None  # the last member, for the truncation message
+        self.current: tuple[bytes, int] | None = None  # the last header and its offset
         self.ended = False  # a zero block was seen: only zeros may follow
         self.headers = HeaderReader()
 
@@ -59,9 +59,16 @@ class _Walk:
                 self.pos += step
             elif self.ended:
                 if chunk.count(0, i) != n - i:
-                    raise self._corrupt(self.pos, "data after the end-of-archive zero block")
+                    rest = chunk[i:]
+                    at = self.pos + len(rest) - len(rest.lstrip(b"\0"))
+                    raise self._corrupt(at, "data after the end-of-archive zero block")
                 self.pos += n - i
                 return
+            elif not self.gathering and n - i >= self.want:  # all of it in this chunk
+                step = self.want
+                self.pos += step
+                i += step
+                self._gathered(chunk[i - step : i])
             else:
                 step = min(self.want - len(self.gathering), n - i)
                 self.gathering += memoryview(chunk)[i : i + step]
@@ -81,19 +88,19 @@ class _Walk:
             self.ended = True
             return
         try:
-            member = self.headers.read(data, at)
+            kind, size = self.headers.skip(data, at)
         except TarCorrupt as err:
             if at == 0:
                 raise TarballError(f"not a tar archive ({err.why})") from None
             raise self._corrupt(err.at, err.why) from None
-        self.current = member
-        if member.special:
-            self.special = member
-            self.want = member.size
-            if not member.size:
-                self._take_special(member, b"")
+        self.current = (data, at)
+        if kind in SPECIAL:
+            self.special = Member("", size, at + BLOCK, kind, "")
+            self.want = size
+            if not size:
+                self._take_special(self.special, b"")
         else:
-            self.skip = _padded(member.size)
+            self.skip = _padded(size)
 
     def _take_special(self, member: Member, data: bytes) -> None:
         try:
@@ -110,14 +117,14 @@ class _Walk:
             return
         if self.pos == 0:
             raise TarballError("not a tar archive (it is empty)")
-        member = self.current
-        if member is None and self.pos < BLOCK:
+        if self.current is None and self.pos < BLOCK:
             raise TarballError(f"not a tar archive (it is {self.pos} bytes long)")
-        if member is not None and (self.skip or self.special is not None):
-            name = f" '{member.name}'" if member.name else ""
+        if self.current is not None and (self.skip or self.special is not None):
+            block, at = self.current
+            name = "" if self.special is not None else HeaderReader().read(block, at).name
             raise TarballError(
                 f"{self.what} is truncated: it ends at byte {self.pos}, inside the data of the "
-                f"member{name} whose header is at byte {member.offset - BLOCK}"
+                f"member{f' {name!r}' if name else ''} whose header is at byte {at}"
             )
         where = "inside a header block" if self.gathering else "without the end-of-archive block"
         raise TarballError(f"{self.what} is truncated: it ends at byte {self.pos} {where}")

@@ -24,6 +24,7 @@ from .._errors import TransportError
 
 __all__ = [
     "BLOCK",
+    "SPECIAL",
     "HeaderReader",
     "Member",
     "TarCorrupt",
@@ -36,8 +37,8 @@ __all__ = [
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)
 _MAX_LINK_HOPS = 16
-_MAX_SPECIAL = 1 << 20  # pax and GNU long-name data are read into memory: bound them
-_SPECIAL = frozenset({b"x", b"g", b"L", b"K"})  # members that describe others, not files
+_MAXSPECIAL = 1 << 20  # pax and GNU long-name data are read into memory: bound them
+SPECIAL = frozenset({b"x", b"g", b"L", b"K"})  # members that describe others, not files
 _HEADER_ONLY = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
 _OCTAL = re.compile(rb"[0-7]+")
 _DECIMAL = re.compile(r"[0-9]{1,20}")
@@ -66,7 +67,7 @@ class Member:
     @property
     def special(self) -> bool:
         """Whether this is a pax or GNU long-name member, which describes the next one."""
-        return self.kind in _SPECIAL
+        return self.kind in SPECIAL
 
 
 def numeric_field(field: bytes) -> int:
@@ -94,6 +95,23 @@ class HeaderReader:
 
     def read(self, block: bytes, at: int) -> Member:
         """The member whose 512-byte header ``block`` starts at byte ``at``."""
+        kind, size, extended = self._fields(block, at)
+        if kind in SPECIAL:
+            return Member("", size, at + BLOCK, kind, "")
+        name = _cstr(block[0:100])
+        if block[257:263] == b"ustar\0" and block[345]:  # POSIX ustar (not GNU): a prefix
+            name = _cstr(block[345:500]) + "/" + name
+        name = _normalize(extended.get("path", name))
+        link = extended.get("linkpath", _cstr(block[157:257]))
+        return Member(name, size, at + BLOCK, kind, link)
+
+    def skip(self, block: bytes, at: int) -> tuple[bytes, int]:
+        """The typeflag and data size of the member at ``at``: :meth:`read` without names."""
+        kind, size, _ = self._fields(block, at)
+        return kind, size
+
+    def _fields(self, block: bytes, at: int) -> tuple[bytes, int, dict[str, str]]:
+        """Check the header; its typeflag, data size and the pax records that apply to it."""
         try:
             checksum_ok = _checksum_ok(block)
             size = numeric_field(block[124:136])
@@ -102,23 +120,20 @@ class HeaderReader:
         if not checksum_ok:
             raise TarCorrupt(at, "a bad header checksum")
         kind = block[156:157]
-        if kind in _SPECIAL:
-            if size > _MAX_SPECIAL:
+        if kind in SPECIAL:
+            if size > _MAXSPECIAL:
                 raise TarCorrupt(at, f"a {size}-byte pax or long-name header (at most 1 MiB)")
-            return Member("", size, at + BLOCK, kind, "")
-        extended, self._extended = self._extended, {}
-        if "size" in extended:
-            if not _DECIMAL.fullmatch(extended["size"]):
-                raise TarCorrupt(at, f"a pax size {extended['size']!r} that is not a number")
-            size = int(extended["size"])
+            return kind, size, {}
+        extended = self._extended
+        if extended:
+            self._extended = {}
+            if "size" in extended:
+                if not _DECIMAL.fullmatch(extended["size"]):
+                    raise TarCorrupt(at, f"a pax size {extended['size']!r} that is not a number")
+                size = int(extended["size"])
         if kind in _HEADER_ONLY:
             size = 0
-        name = _cstr(block[0:100])
-        if block[257:263] == b"ustar\0" and block[345]:  # POSIX ustar (not GNU): a prefix
-            name = _cstr(block[345:500]) + "/" + name
-        name = _normalize(extended.get("path", name))
-        link = extended.get("linkpath", _cstr(block[157:257]))
-        return Member(name, size, at + BLOCK, kind, link)
+        return kind, size, extended
 
     def extend(self, member: Member, data: bytes) -> None:
         """Take the data of a special ``member``: it describes the member after it."""
@@ -229,9 +244,9 @@ def _normalize(name: str) -> str:
 
 def _checksum_ok(header: bytes) -> bool:
     stored = numeric_field(header[148:156])
-    blanked = header[:148] + b" " * 8 + header[156:]
-    unsigned = sum(blanked)
+    unsigned = sum(header) - sum(header[148:156]) + 8 * 0x20  # the field counts as spaces
     if stored == unsigned:
         return True
     # Old writers summed signed bytes.
+    blanked = header[:148] + header[156:]
     return stored == unsigned - 256 * sum(1 for b in blanked if b > 127)

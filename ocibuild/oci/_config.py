@@ -162,14 +162,14 @@ class ImageConfig:
     ) -> ImageConfig:
         """A config with ``diff_ids`` appended to the rootfs and ``history`` to the history."""
         raw = self._edit()
-        rootfs = raw.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+        rootfs = raw["rootfs"] = raw.get("rootfs") or {}  # absent or null
         rootfs["type"] = "layers"
         before = list(rootfs.get("diff_ids") or [])
         rootfs["diff_ids"] = [*before, *(str(d) for d in diff_ids)]
         described = sum(1 for h in raw.get("history") or () if not h.get("empty_layer"))
         # History must describe every layer or none: a base without history stays without.
         if history and described == len(before):
-            raw["history"] = [*raw.get("history", []), *(h.to_dict() for h in history)]
+            raw["history"] = [*(raw.get("history") or ()), *(h.to_dict() for h in history)]
         return ImageConfig(raw)
 
     def with_created(self, created: str) -> ImageConfig:

@@ -6,10 +6,14 @@ A missing tool makes a fixture fail with the apt package to install; nothing is 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from tests.support import (
     BaseImage,
@@ -27,6 +31,17 @@ from tests.support import (
     new_credentials,
     start_registry,
 )
+
+# Hypothesis keeps what it learns (failing cases, constants) outside the repository.
+_CACHE_HOME = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+_HYPOTHESIS_HOME = os.environ.get("OCIBUILD_HYPOTHESIS_HOME") or os.path.join(
+    _CACHE_HOME, "ocibuild-tests", "hypothesis"
+)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+settings.register_profile(
+    "ocibuild", database=DirectoryBasedExampleDatabase(os.path.join(_HYPOTHESIS_HOME, "examples"))
+)
+settings.load_profile("ocibuild")
 
 
 @pytest.fixture(autouse=True)

@@ -124,11 +124,22 @@ def parse_pairs(values: Sequence[str], what: str) -> dict[str, str]:
     """``["K=V", ...]`` -> dict; a value without ``=`` is a usage error."""
     out: dict[str, str] = {}
     for item in values:
+        utf8(item, what)
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--{what} expects KEY=VALUE, got {item!r}")
         out[key] = value
     return out
+
+
+def utf8(value: str, what: str) -> str:
+    """``value`` if it is UTF-8 text: image documents are JSON, which holds nothing else."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise UsageError(f"--{what} value '{shown}' is not valid UTF-8; give UTF-8 text") from None
+    return value
 
 
 def parse_command(value: str | None, what: str) -> list[str] | None:
@@ -208,6 +219,9 @@ def config_changes(args: argparse.Namespace) -> Any:
     """:class:`ContainerConfig` from the image config options."""
     from ..oci import ContainerConfig
 
+    for option in ("entrypoint", "cmd", "workdir", "user"):
+        if getattr(args, option) is not None:
+            utf8(getattr(args, option), option)
     return ContainerConfig(
         entrypoint=parse_command(args.entrypoint, "entrypoint"),
         cmd=parse_command(args.cmd, "cmd"),

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import ManifestError
 from ..oci import Descriptor, Index, Manifest, Platform
-from ..oci._manifest import parse_manifest_or_index
+from ..oci._manifest import MAX_INDEX_DEPTH, parse_manifest_or_index
 from ..transports import Location, open_sink, open_source
 from ..transports._base import ImageSource, Progress
 from ._image import Image
@@ -70,9 +70,6 @@ def copy(
         source.close()
 
 
-_MAX_NESTING = 8
-
-
 def _copy_index(
     writer: BlobWriter,
     source: ImageSource,
@@ -80,12 +77,12 @@ def _copy_index(
     data: bytes,
     tag: str | None,
     platforms: list[str],
-    depth: int = 0,
+    depth: int = 1,
 ) -> Descriptor:
-    if depth >= _MAX_NESTING:
+    if depth > MAX_INDEX_DEPTH:
         raise ManifestError(
-            f"{source.name}: image indexes nest more than {_MAX_NESTING} deep; "
-            "that is not an image anyone can run"
+            f"{source.name} nests image indexes more than {MAX_INDEX_DEPTH} deep; "
+            "no real image does"
         )
     children: list[tuple[Manifest, bytes]] = []
     for desc in index.manifests:

@@ -13,17 +13,18 @@ The semantics are Docker's, so an existing ``.dockerignore`` means the same thin
 
 One deliberate addition: a pattern ending in ``/`` (``build/``) matches directories only, the
 way ``.gitignore`` reads it (Docker cleans the slash away and would also match a file).
+Matching takes time linear in the path, as Docker's does (see :mod:`._glob`).
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import SourceError
+from ._glob import Glob
 
 __all__ = ["IgnoreRules"]
 
@@ -32,13 +33,13 @@ _BOM = "\ufeff"
 
 @dataclass(frozen=True)
 class _Pattern:
-    """One cleaned pattern and the regex it compiles to."""
+    """One cleaned pattern and the glob it compiles to."""
 
     text: str
     negated: bool
     dir_only: bool
-    regex: re.Pattern[str]
-    parts: tuple[str, ...]  # the cleaned pattern split at '/', for prefix checks
+    glob: Glob
+    parts: tuple[Glob | None, ...]  # per '/'-separated part, for prefix checks; None for '**'
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class IgnoreRules:
         patterns = self.patterns
         for index in range(len(patterns) - 1, inherited, -1):
             pattern = patterns[index]
-            if (is_dir or not pattern.dir_only) and pattern.regex.fullmatch(relpath):
+            if (is_dir or not pattern.dir_only) and pattern.glob.matches(relpath):
                 return index
         return inherited
 
@@ -126,73 +127,18 @@ def _parse_line(line: str) -> _Pattern | None:
     if text in ("", "."):
         # "/" or "." would exclude the whole source; Docker ignores such patterns too.
         return None
-    return _Pattern(text, negated, dir_only, _compile(text), tuple(text.split("/")))
+    parts = tuple(None if "**" in part else Glob(part) for part in text.split("/"))
+    return _Pattern(text, negated, dir_only, Glob(text), parts)
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    """Translate a Docker-style glob into an anchored regex over '/'-separated paths."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        char = pattern[i]
-        if char == "*":
-            if pattern.startswith("**", i):
-                i += 2
-                if pattern.startswith("/", i):
-                    out.append("(?:.*/)?")  # '**/' also matches zero directories
-                    i += 1
-                else:
-                    out.append(".*")
-                continue
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "\\":
-            if i + 1 == n:
-                raise SourceError(f"invalid ignore pattern {pattern!r}: it ends with '\\'")
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif char == "[":
-            end, cls = _char_class(pattern, i)
-            out.append(cls)
-            i = end
-            continue
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
-def _char_class(pattern: str, start: int) -> tuple[int, str]:
-    """Translate the ``[...]`` class at ``start``; returns (index after it, regex)."""
-    i = start + 1
-    out = ["["]
-    if i < len(pattern) and pattern[i] in "!^":
-        out.append("^/")  # a negated class still never matches the separator
-        i += 1
-    first = True
-    while i < len(pattern) and (pattern[i] != "]" or first):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
-            i += 1
-            char = pattern[i]
-        out.append("\\" + char if char in "\\]^[" else char)
-        first = False
-        i += 1
-    if i >= len(pattern):
-        raise SourceError(f"invalid ignore pattern {pattern!r}: '[' without a closing ']'")
-    out.append("]")
-    return i + 1, "".join(out)
-
-
-def _could_match_below(parts: tuple[str, ...], dir_parts: list[str]) -> bool:
+def _could_match_below(parts: tuple[Glob | None, ...], dir_parts: list[str]) -> bool:
     """Whether a pattern (split at '/') could match some path inside the directory."""
     for depth, part in enumerate(parts):
-        if "**" in part:
+        if part is None:
             return True
         if depth == len(dir_parts):
             return True  # the pattern continues below the directory
-        if not _compile(part).fullmatch(dir_parts[depth]):
+        if not part.fullmatch(dir_parts[depth]):
             return False
     # The pattern matches the directory itself or one of its ancestors, hence all of its contents.
     return True

@@ -10,7 +10,9 @@ Format notes:
   does not split into prefix (155) + name (100) or is not ASCII, a link target over 100 bytes or
   not ASCII, a size of 8 GiB or more, a uid/gid over 0o7777777, or a negative, fractional or too
   large mtime when real times are kept. Its own name is ``PaxHeaders/<basename>`` and its mtime 0,
-  so the output depends only on the entries.
+  so the output depends only on the entries. Names that are not UTF-8 go into it as their raw
+  bytes, as GNU tar writes them (a ``hdrcharset=BINARY`` record would be correct pax, but GNU
+  tar 1.34 warns on every member that carries one), and GNU tar, Go and umoci read them back.
 - The archive ends with two zero blocks and is NOT padded to tar's customary 10240-byte record:
   layers are hashed and compressed, and every reader accepts a 512-byte multiple.
 """

@@ -8,16 +8,17 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from .._errors import TarballError
+from ..oci._config import json_text
 from ..oci._digest import Digest
 from ..oci._layer import BlobStream, LayerDigests
 from ..oci._mediatypes import layer_media_type
 from ._compress import Compression, check_level, decompress_stream, detect_compression
 from ._pipeline import build_blob, reporting
+from ._spool import TarballInput
+from ._tar_check import checked_tar
+from ._tar_index import BLOCK, HeaderReader, TarCorrupt
 
 __all__ = ["TarballLayer"]
-
-_READ_SIZE = 1 << 20
-_BLOCK = 512
 
 
 class TarballLayer:
@@ -25,7 +26,12 @@ class TarballLayer:
 
     ``compression=None`` keeps the file's own compression and streams the file as is (the
     diff_id is computed by decompressing in the same pass); another compression, or a
-    ``level``, recompresses it in one pass.
+    ``level``, recompresses it in one pass. Whatever the compression, the tar inside must be
+    whole: one that is cut short or corrupt fails the stream before a sink commits it.
+
+    A regular file is checked when the layer is made. A pipe or FIFO is opened and read
+    when the layer is first streamed or its media type first asked for (a FIFO waits there
+    for its writer), and read only once (see :mod:`._spool`).
     """
 
     def __init__(
@@ -37,15 +43,18 @@ class TarballLayer:
         docker_media_types: bool = False,
     ) -> None:
         self.path = Path(path)
-        self._source_compression = detect_compression(self._head(4))
-        target = compression if compression is not None else self._source_compression
-        check_level(target, level)
-        self._compression: Compression = target
+        self._label = json_text(str(self.path))
+        self._input = TarballInput(self.path, self._label)
+        if compression is not None:
+            check_level(compression, level)
+            layer_media_type(compression, docker=docker_media_types)  # zstd has no Docker type
+        self._asked = compression
         self._level = level
-        self._as_is = target == self._source_compression and level is None
-        self._media_type = layer_media_type(target, docker=docker_media_types)
+        self._docker = docker_media_types
+        self._source: Compression | None = None
         self._digests: LayerDigests | None = None
-        self._check_is_tar()
+        if self._input.regular:
+            _ = self.media_type  # reads the head: a wrong file fails now, before a base is pulled
 
     def __repr__(self) -> str:
         return f"TarballLayer({str(self.path)!r})"
@@ -53,12 +62,12 @@ class TarballLayer:
     @property
     def media_type(self) -> str:
         """The media type of the blob: the file's compression, or the one asked for."""
-        return self._media_type
+        return layer_media_type(self._target(), docker=self._docker)
 
     @property
     def description(self) -> str:
-        """The tarball's path."""
-        return str(self.path)
+        """The tarball's path (undecodable bytes written as ``\\xNN``)."""
+        return self._label
 
     def known(self) -> LayerDigests | None:
         """The digests once a :meth:`compressed` stream has been read to the end, else ``None``."""
@@ -66,13 +75,13 @@ class TarballLayer:
 
     def compressed(self) -> BlobStream:
         """The blob: the file itself, or the file recompressed."""
-        if self._as_is:
+        if self._target() == self.source_compression and self._level is None:
             return _AsIs(self)
         blob = build_blob(
             self.uncompressed(),
-            compression=self._compression,
+            compression=self._target(),
             level=self._level,
-            media_type=self._media_type,
+            media_type=self.media_type,
         )
         return reporting(blob, self._remember)
 
@@ -80,38 +89,46 @@ class TarballLayer:
         self._digests = digests
 
     def uncompressed(self) -> Generator[bytes, None, None]:
-        """The tar inside the file."""
-        return self._named_errors(decompress_stream(self._read(), self._source_compression))
+        """The tar inside the file, checked to be whole as it passes."""
+        return self.tar_of(self._input.chunks())
 
-    def _read(self, size: int = _READ_SIZE) -> Generator[bytes, None, None]:
-        try:
-            with open(self.path, "rb", buffering=0) as f:
-                while chunk := f.read(size):
-                    yield chunk
-        except OSError as err:
-            raise TarballError(f"cannot read layer tarball '{self.path}': {err.strerror}") from err
+    def tar_of(self, file_chunks: Iterator[bytes]) -> Generator[bytes, None, None]:
+        """The checked tar inside ``file_chunks`` (the file's bytes), errors naming the file."""
+        source = self.source_compression
+        what = "the tar" if source == "none" else f"the tar inside the {source} data"
+        return self._named_errors(checked_tar(decompress_stream(file_chunks, source), what))
 
-    def _head(self, size: int) -> bytes:
-        reader = self._read(size)
-        try:
-            return next(reader, b"")
-        finally:
-            reader.close()
+    def read_file(self) -> Generator[bytes, None, None]:
+        """The file's own bytes."""
+        return self._input.chunks()
 
-    def _check_is_tar(self) -> None:
+    def _target(self) -> Compression:
+        return self._asked if self._asked is not None else self.source_compression
+
+    @property
+    def source_compression(self) -> Compression:
+        """The file's compression, sniffed once; the first block must then be a tar header."""
+        if self._source is None:
+            source = detect_compression(self._input.head(4))
+            check_level(self._asked or source, self._level)
+            self._check_is_tar(source)
+            self._source = source
+        return self._source
+
+    def _check_is_tar(self, source: Compression) -> None:
         """Refuse a file whose (decompressed) first block is not a tar header."""
         head = b""
-        with contextlib.closing(self.uncompressed()) as tar:
+        with contextlib.closing(
+            self._named_errors(decompress_stream(self._input.chunks(BLOCK), source))
+        ) as tar:
             for piece in tar:
                 head += piece
-                if len(head) >= _BLOCK:
+                if len(head) >= BLOCK:
                     break
-        if not _is_tar_header(head[:_BLOCK]):
-            kind = (
-                "uncompressed" if self._source_compression == "none" else self._source_compression
-            )
+        if not _is_tar_header(head[:BLOCK]):
+            kind = "uncompressed" if source == "none" else source
             raise TarballError(
-                f"'{self.path}' is not a tar archive (read as {kind} data); layer tarballs "
+                f"'{self._label}' is not a tar archive (read as {kind} data); layer tarballs "
                 "must be plain, gzip or zstd tar files"
             )
 
@@ -120,28 +137,22 @@ class TarballLayer:
         try:
             yield from chunks
         except TarballError as err:
-            if str(self.path) in str(err):
+            if self._label in str(err):
                 raise
-            raise TarballError(f"layer tarball '{self.path}': {err}") from err
+            raise TarballError(f"layer tarball '{self._label}': {err}") from err
 
 
 def _is_tar_header(block: bytes) -> bool:
-    """Whether ``block`` is a tar header with a valid checksum, or the zero end-of-archive block.
-
-    The checksum, not the ustar magic, decides: v7 archives have no magic.
-    """
-    if len(block) < _BLOCK:
+    """Whether ``block`` is a valid tar header, or the zero block of an empty archive."""
+    if len(block) < BLOCK:
         return False
-    if block == bytes(_BLOCK):
+    if block == bytes(BLOCK):
         return True
     try:
-        stored = int(block[148:156].split(b"\0", 1)[0].strip() or b"x", 8)
-    except ValueError:
+        HeaderReader().read(block, 0)
+    except TarCorrupt:
         return False
-    rest = block[:148] + block[156:]
-    unsigned = sum(rest) + 8 * ord(" ")  # the checksum field counts as spaces
-    signed = unsigned - 256 * sum(1 for byte in rest if byte > 127)  # what old writers summed
-    return stored in (unsigned, signed)
+    return True
 
 
 class _AsIs(BlobStream):
@@ -153,13 +164,13 @@ class _AsIs(BlobStream):
         self._diff_hasher = hashlib.sha256()
         self._size = 0
         self._taken: list[bytes] = []  # file chunks the decompressor has read, not yet handed on
-        self._tar = layer._named_errors(decompress_stream(self._tap(), layer._source_compression))
-        self._ended = False  # the decompressor has finished: the digests are final
+        self._tar = layer.tar_of(self._tap())
+        self._ended = False  # the tar has been read and checked to its end: digests are final
         self._closed = False
-        self._plain = layer._source_compression == "none"
+        self._plain = layer.source_compression == "none"
 
     def _tap(self) -> Iterator[bytes]:
-        for chunk in self._layer._read():
+        for chunk in self._layer.read_file():
             self._taken.append(chunk)
             yield chunk
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -242,8 +242,25 @@ def _sort_key(entry: Entry) -> bytes:
     return os.fsencode(entry.path).replace(b"/", b"\0")
 
 
+@dataclass
+class _Frame:
+    """A directory being walked: its remaining children and what to do when they are done."""
+
+    children: Iterator[os.DirEntry[str]]
+    image_prefix: str  # ends in '/' (or is empty)
+    rel_prefix: str  # likewise
+    decided: int  # the index of the ignore pattern that decided the directory (-1: none)
+    inode: tuple[int, int] | None = None  # when following symlinks: leave `seen` when done
+    excluded: tuple[str, os.stat_result] | None = None  # an excluded dir: added if not empty
+    added: int = 0  # entries added inside so far
+
+
 class _Walker:
-    """Walks one directory source with os.scandir, applying its ignore rules."""
+    """Walks one directory source with os.scandir, applying its ignore rules.
+
+    The walk keeps its own stack, so a tree of any depth is walked (a recursive walk met
+    Python's recursion limit about 500 directories down).
+    """
 
     def __init__(self, tree: _Tree, label: str, rules: IgnoreRules, follow: bool) -> None:
         self.tree = tree
@@ -259,41 +276,59 @@ class _Walker:
         ``image_prefix`` and ``rel_prefix`` end in '/' (or are empty); ``decided`` is the index
         of the ignore pattern that decided the directory itself (-1 for none).
         """
+        stack = [_Frame(self._list(host_dir), image_prefix, rel_prefix, decided)]
+        while True:
+            frame = stack[-1]
+            child = next(frame.children, None)
+            if child is not None:
+                inner = self._visit(frame, child)
+                if inner is not None:
+                    stack.append(inner)
+                continue
+            stack.pop()
+            added = self._finish(frame)
+            if not stack:
+                return added
+            stack[-1].added += added
+
+    def _list(self, host_dir: str) -> Iterator[os.DirEntry[str]]:
         try:
             with os.scandir(host_dir) as listing:
                 children = list(listing)  # close the directory before descending: fds are finite
         except OSError as err:
             raise SourceError(f"cannot read directory '{host_dir}': {err.strerror}") from err
+        return iter(children)
+
+    def _visit(self, frame: _Frame, child: os.DirEntry[str]) -> _Frame | None:
+        """Add one child of ``frame``'s directory; a directory to walk comes back as a frame."""
         rules, tree, label = self.rules, self.tree, self.label
-        added = 0
-        for child in children:
-            name = child.name
-            rel = rel_prefix + name
-            path = image_prefix + name
-            st = self._stat(child)
-            fmt = stat.S_IFMT(st.st_mode)
-            index = decided
-            if rules:
-                index = rules.match_index(rel, fmt == stat.S_IFDIR, decided)
-                if rules.excludes(index):
-                    if fmt == stat.S_IFDIR and rules.may_reinclude_under(rel, index):
-                        added += self._excluded_dir(child.path, path, rel, index, st)
-                    continue
-            if name.startswith(_WHITEOUT):
-                raise SourceError(_whiteout_message(child.path))
-            if fmt == stat.S_IFREG:
-                if self.check_access and not os.access(child.path, os.R_OK):
-                    raise SourceError(f"cannot read '{child.path}': permission denied")
-                tree.put(_file_entry(path, child.path, st), label, st)
-            elif fmt == stat.S_IFDIR:
-                tree.put(_dir_entry(path, st), label)
-                added += self._descend(child.path, path, rel, index, st)
-            elif fmt == stat.S_IFLNK:
-                tree.put(_symlink_entry(path, os.readlink(child.path), st), label)
-            else:
-                raise SourceError(_special_message(child.path))
-            added += 1
-        return added
+        name = child.name
+        rel = frame.rel_prefix + name
+        path = frame.image_prefix + name
+        st = self._stat(child)
+        fmt = stat.S_IFMT(st.st_mode)
+        index = frame.decided
+        if rules:
+            index = rules.match_index(rel, fmt == stat.S_IFDIR, frame.decided)
+            if rules.excludes(index):
+                if fmt == stat.S_IFDIR and rules.may_reinclude_under(rel, index):
+                    return self._enter(child.path, path, rel, index, st, excluded=True)
+                return None
+        if name.startswith(_WHITEOUT):
+            raise SourceError(_whiteout_message(child.path))
+        frame.added += 1
+        if fmt == stat.S_IFREG:
+            if self.check_access and not os.access(child.path, os.R_OK):
+                raise SourceError(f"cannot read '{child.path}': permission denied")
+            tree.put(_file_entry(path, child.path, st), label, st)
+        elif fmt == stat.S_IFDIR:
+            tree.put(_dir_entry(path, st), label)
+            return self._enter(child.path, path, rel, index, st, excluded=False)
+        elif fmt == stat.S_IFLNK:
+            tree.put(_symlink_entry(path, os.readlink(child.path), st), label)
+        else:
+            raise SourceError(_special_message(child.path))
+        return None
 
     def _stat(self, child: os.DirEntry[str]) -> os.stat_result:
         """lstat the child, or stat it when following symlinks."""
@@ -309,30 +344,34 @@ class _Walker:
         except OSError as err:
             raise SourceError(f"cannot read '{child.path}': {err.strerror}") from err
 
-    def _descend(self, host: str, path: str, rel: str, decided: int, st: os.stat_result) -> int:
-        """Walk a subdirectory; when following symlinks, refuse to walk into a loop."""
-        if not self.follow:
-            return self.walk_dir(host, path + "/", rel + "/", decided)
-        inode = (st.st_dev, st.st_ino)
-        if inode in self.seen:
-            raise SourceError(
-                f"'{host}' leads back to a directory above it (a symlink loop); exclude it"
-            )
-        self.seen.add(inode)
-        try:
-            return self.walk_dir(host, path + "/", rel + "/", decided)
-        finally:
-            self.seen.discard(inode)
+    def _enter(
+        self, host: str, path: str, rel: str, decided: int, st: os.stat_result, *, excluded: bool
+    ) -> _Frame:
+        """The frame of a subdirectory; when following symlinks, refuse to walk into a loop.
 
-    def _excluded_dir(
-        self, host: str, path: str, rel: str, decided: int, st: os.stat_result
-    ) -> int:
-        """Walk an excluded directory that a later '!' pattern may re-include parts of.
-
-        The directory itself is added only if something inside it was.
+        An excluded directory that a later '!' pattern may re-include parts of is walked too,
+        and added only if something inside it was.
         """
-        added = self._descend(host, path, rel, decided, st)
-        if added:
+        inode = None
+        if self.follow:
+            inode = (st.st_dev, st.st_ino)
+            if inode in self.seen:
+                raise SourceError(
+                    f"'{host}' leads back to a directory above it (a symlink loop); exclude it"
+                )
+            self.seen.add(inode)
+        children = self._list(host)
+        return _Frame(
+            children, path + "/", rel + "/", decided, inode, (path, st) if excluded else None
+        )
+
+    def _finish(self, frame: _Frame) -> int:
+        """Close a walked directory; returns the entries it added, itself if excluded."""
+        if frame.inode is not None:
+            self.seen.discard(frame.inode)
+        added = frame.added
+        if frame.excluded is not None and added:
+            path, st = frame.excluded
             self.tree.put(_dir_entry(path, st), self.label)
             added += 1
         return added

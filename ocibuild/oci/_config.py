@@ -8,16 +8,36 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import ManifestError
+from .._errors import InvalidOptionError, ManifestError
 from ._descriptor import Platform
 from ._digest import Digest
+from ._fields import BOOLEAN, OBJECT, OBJECTS, STRING, STRING_MAP, STRINGS, check_fields, load_json
 
-__all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "dumps"]
+__all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "dumps", "json_text"]
 
 
 def dumps(obj: Any) -> bytes:
     """Compact, deterministic JSON bytes (key order as built, no spaces)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        # Undecodable bytes (a surrogate escape from a file name or argument) cannot be JSON.
+        raise ManifestError(
+            f"text {err.object[max(0, err.start - 20) : err.end + 20]!r} is not valid UTF-8 "
+            "and cannot go into an image document"
+        ) from None
+
+
+def json_text(text: str) -> str:
+    """``text`` with undecodable bytes (surrogate escapes of paths) written as ``\\xNN``.
+
+    For labels that only describe (history, progress, errors), which must be valid UTF-8.
+    """
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that escapes no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -31,16 +51,16 @@ class HistoryEntry:
     empty_layer: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object form."""
+        """The JSON object form (paths in the text that are not UTF-8 escaped, as ``\\xNN``)."""
         out: dict[str, Any] = {}
         if self.created is not None:
             out["created"] = self.created
         if self.author:
-            out["author"] = self.author
+            out["author"] = json_text(self.author)
         if self.created_by is not None:
-            out["created_by"] = self.created_by
+            out["created_by"] = json_text(self.created_by)
         if self.comment:
-            out["comment"] = self.comment
+            out["comment"] = json_text(self.comment)
         if self.empty_layer:
             out["empty_layer"] = True
         return out
@@ -70,12 +90,10 @@ class ImageConfig:
     @classmethod
     def from_json(cls, data: bytes) -> ImageConfig:
         """Parse config bytes; raises :class:`ManifestError` when they are not a config."""
-        try:
-            obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ManifestError(f"image config is not valid JSON: {err}") from err
+        obj = load_json(data, "image config")
         if not isinstance(obj, dict):
             raise ManifestError("image config is not a JSON object")
+        _check_config(obj)
         return cls(obj)
 
     @classmethod
@@ -144,14 +162,14 @@ class ImageConfig:
     ) -> ImageConfig:
         """A config with ``diff_ids`` appended to the rootfs and ``history`` to the history."""
         raw = self._edit()
-        rootfs = raw.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+        rootfs = raw["rootfs"] = raw.get("rootfs") or {}  # absent or null
         rootfs["type"] = "layers"
         before = list(rootfs.get("diff_ids") or [])
         rootfs["diff_ids"] = [*before, *(str(d) for d in diff_ids)]
         described = sum(1 for h in raw.get("history") or () if not h.get("empty_layer"))
         # History must describe every layer or none: a base without history stays without.
         if history and described == len(before):
-            raw["history"] = [*raw.get("history", []), *(h.to_dict() for h in history)]
+            raw["history"] = [*(raw.get("history") or ()), *(h.to_dict() for h in history)]
         return ImageConfig(raw)
 
     def with_created(self, created: str) -> ImageConfig:
@@ -172,6 +190,7 @@ class ImageConfig:
 
     def with_container(self, changes: ContainerConfig) -> ImageConfig:
         """A config whose ``config`` object has ``changes`` applied (env and labels merge)."""
+        _check_text(changes)
         raw = self._edit()
         cfg = raw.setdefault("config", {})
         if cfg is None:
@@ -205,3 +224,71 @@ class ImageConfig:
         for key in [k for k, v in cfg.items() if v is None]:
             del cfg[key]
         return ImageConfig(raw)
+
+
+_CONFIG_FIELDS = {
+    "created": STRING,
+    "author": STRING,
+    "architecture": STRING,
+    "os": STRING,
+    "os.version": STRING,
+    "os.features": STRINGS,
+    "variant": STRING,
+    "config": OBJECT,
+    "rootfs": OBJECT,
+    "history": OBJECTS,
+}
+_CONTAINER_FIELDS = {
+    "User": STRING,
+    "ExposedPorts": OBJECT,
+    "Env": STRINGS,
+    "Entrypoint": STRINGS,
+    "Cmd": STRINGS,
+    "Volumes": OBJECT,
+    "WorkingDir": STRING,
+    "Labels": STRING_MAP,
+    "StopSignal": STRING,
+}
+_ROOTFS_FIELDS = {"type": STRING, "diff_ids": STRINGS}
+_HISTORY_FIELDS = {
+    "created": STRING,
+    "created_by": STRING,
+    "author": STRING,
+    "comment": STRING,
+    "empty_layer": BOOLEAN,
+}
+
+
+def _check_config(obj: Mapping[str, Any]) -> None:
+    """Refuse a config whose fields that ocibuild reads or edits have the wrong types."""
+    check_fields(obj, _CONFIG_FIELDS, "image config")
+    check_fields(obj.get("config") or {}, _CONTAINER_FIELDS, "image config 'config'")
+    rootfs = obj.get("rootfs") or {}
+    check_fields(rootfs, _ROOTFS_FIELDS, "image config 'rootfs'")
+    for index, diff_id in enumerate(rootfs.get("diff_ids") or ()):
+        try:
+            Digest.parse(diff_id)
+        except ValueError as err:
+            raise ManifestError(f"image config 'rootfs' field 'diff_ids[{index}]': {err}") from None
+    for index, entry in enumerate(obj.get("history") or ()):
+        check_fields(entry, _HISTORY_FIELDS, f"image config 'history[{index}]'")
+
+
+def _check_text(changes: ContainerConfig) -> None:
+    """Refuse config changes with text that JSON cannot hold, before any blob is written."""
+    for name in ContainerConfig.__dataclass_fields__:
+        value = getattr(changes, name)
+        texts: list[str]
+        if isinstance(value, Mapping):
+            texts = [t for pair in value.items() for t in pair]
+        elif isinstance(value, str):
+            texts = [value]
+        else:
+            texts = list(value or ())
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidOptionError(
+                    f"{name} value '{json_text(text)}' is not valid UTF-8; give UTF-8 text"
+                ) from None

@@ -24,7 +24,7 @@ class Digest:
 
     def __post_init__(self) -> None:
         if not _ALGORITHM.match(self.algorithm) or not _ENCODED.match(self.encoded):
-            raise InvalidDigestError(f"invalid digest {self.algorithm}:{self.encoded!r}")
+            raise InvalidDigestError(f"invalid digest {self.algorithm + ':' + self.encoded!r}")
         expected = _HEX_LENGTHS.get(self.algorithm)
         if expected is not None and (
             len(self.encoded) != expected or not all(c in "0123456789abcdef" for c in self.encoded)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -12,22 +11,53 @@ from . import _mediatypes as mt
 from ._config import dumps
 from ._descriptor import Descriptor, Platform, freeze_map
 from ._digest import Digest
+from ._fields import LIST, STRING, STRING_MAP, check_descriptor, check_fields, load_json
 
-__all__ = ["Index", "Manifest", "describe", "parse_manifest_or_index"]
+__all__ = ["MAX_INDEX_DEPTH", "Index", "Manifest", "describe", "parse_manifest_or_index"]
+
+MAX_INDEX_DEPTH = 8  # indexes of indexes: real images nest two at most
 
 
 def _load(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ManifestError(f"{what} is not valid JSON: {err}") from err
+    obj = load_json(data, what)
     if not isinstance(obj, dict):
         raise ManifestError(f"{what} is not a JSON object")
     if obj.get("schemaVersion") != 2:
         raise ManifestError(
             f"{what} has schemaVersion {obj.get('schemaVersion')!r}; only schema 2 is supported"
         )
+    check_fields(obj, _DOCUMENT_FIELDS, what)
     return obj
+
+
+_DOCUMENT_FIELDS = {
+    "mediaType": STRING,
+    "artifactType": STRING,
+    "annotations": STRING_MAP,
+    "layers": LIST,
+    "manifests": LIST,
+}
+
+
+def _descriptors(obj: Mapping[str, Any], key: str, what: str) -> tuple[Descriptor, ...]:
+    """The descriptors in the list ``obj[key]``, each checked."""
+    return tuple(
+        _descriptor(item, f"{what} {key}[{index}]") for index, item in enumerate(obj.get(key) or ())
+    )
+
+
+def _descriptor(obj: Any, where: str) -> Descriptor:
+    try:
+        return Descriptor.from_dict(check_descriptor(obj, where))
+    except ManifestError as err:
+        if str(err).startswith(where):
+            raise
+        raise ManifestError(f"{where}: {err}") from None
+
+
+def _subject(obj: Mapping[str, Any], what: str) -> Descriptor | None:
+    subject = obj.get("subject")
+    return None if subject is None else _descriptor(subject, f"{what} subject")
 
 
 @dataclass(frozen=True)
@@ -51,18 +81,16 @@ class Manifest:
         kind = obj.get("mediaType") or media_type or mt.OCI_MANIFEST
         if not mt.is_manifest(kind):
             raise ManifestError(f"expected an image manifest, got media type {kind!r}")
-        try:
-            subject = obj.get("subject")
-            return cls(
-                config=Descriptor.from_dict(obj["config"]),
-                layers=tuple(Descriptor.from_dict(d) for d in obj.get("layers") or ()),
-                media_type=kind,
-                annotations=dict(obj.get("annotations") or {}),
-                subject=Descriptor.from_dict(subject) if subject else None,
-                artifact_type=obj.get("artifactType"),
-            )
-        except KeyError as err:
-            raise ManifestError(f"manifest lacks the {err} field") from err
+        if obj.get("config") is None:
+            raise ManifestError("manifest lacks the 'config' field")
+        return cls(
+            config=_descriptor(obj["config"], "manifest config"),
+            layers=_descriptors(obj, "layers", "manifest"),
+            media_type=kind,
+            annotations=dict(obj.get("annotations") or {}),
+            subject=_subject(obj, "manifest"),
+            artifact_type=obj.get("artifactType"),
+        )
 
     def to_json(self) -> bytes:
         """Serialized bytes (deterministic)."""
@@ -106,12 +134,11 @@ class Index:
         kind = obj.get("mediaType") or media_type or mt.OCI_INDEX
         if not mt.is_index(kind):
             raise ManifestError(f"expected an image index, got media type {kind!r}")
-        subject = obj.get("subject")
         return cls(
-            manifests=tuple(Descriptor.from_dict(d) for d in obj.get("manifests") or ()),
+            manifests=_descriptors(obj, "manifests", "image index"),
             media_type=kind,
             annotations=dict(obj.get("annotations") or {}),
-            subject=Descriptor.from_dict(subject) if subject else None,
+            subject=_subject(obj, "image index"),
         )
 
     def to_json(self) -> bytes:
@@ -148,13 +175,14 @@ class Index:
 
 def parse_manifest_or_index(data: bytes, media_type: str | None = None) -> Manifest | Index:
     """Parse bytes that may be either, judging by ``mediaType`` (body first, then the header)."""
-    try:
-        kind = json.loads(data).get("mediaType") or media_type
-    except (ValueError, AttributeError, UnicodeDecodeError) as err:
-        raise ManifestError(f"manifest is not a valid JSON object: {err}") from err
+    obj = load_json(data, "manifest")
+    if not isinstance(obj, dict):
+        raise ManifestError("manifest is not a JSON object")
+    kind = obj.get("mediaType") or media_type
     if kind is None:
-        obj = _load(data, "manifest")
-        kind = mt.OCI_INDEX if "manifests" in obj else mt.OCI_MANIFEST
+        kind = mt.OCI_INDEX if "manifests" in _load(data, "manifest") else mt.OCI_MANIFEST
+    if not isinstance(kind, str):
+        raise ManifestError(f"manifest field 'mediaType' must be a string, not {kind!r}")
     if mt.is_index(kind):
         return Index.from_json(data, kind)
     return Manifest.from_json(data, kind)

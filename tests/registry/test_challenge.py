@@ -53,3 +53,11 @@ def test_covers() -> None:
     assert covers(["registry:catalog:*"], ["registry:catalog:*"])
     assert covers(["repository:app:*"], push)
     assert covers(push, [])
+
+
+def test_an_unterminated_quoted_value_is_not_cut_short() -> None:
+    # It used to read as the value with its last character dropped: realm "https://a/toke".
+    [challenge] = parse_challenges('Bearer realm="https://a/token')
+    assert challenge.realm == ""
+    [challenge] = parse_challenges('Bearer service="s",realm="https://a/token')
+    assert (challenge.service, challenge.realm) == ("s", "")

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 
 __all__ = ["Challenge", "covers", "merge_scopes", "parse_challenges", "repository_scope"]
 
-# A token, optionally followed by "=value" where value is a token or a quoted string.
-_ITEM = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?\s*,?')
+# A token, optionally followed by "=value" where value is a token or a quoted string. An
+# unquoted value holds no '"', so an unterminated quoted string ends the parse instead of
+# being read as a value with its last character cut off.
+_ITEM = re.compile(
+    r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*))?\s*,?'
+)
 
 
 @dataclass(frozen=True)

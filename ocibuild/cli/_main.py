@@ -16,6 +16,7 @@ from typing import Any
 
 from ._options import (
     UsageError,
+    add_destination,
     add_image_options,
     add_registry_options,
     config_changes,
@@ -181,13 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="file or directory, placed at DEST in the image (default /BASENAME); "
         "a directory's contents go under DEST",
     )
-    p.add_argument(
-        "--to",
-        "-t",
-        required=True,
-        metavar="REF",
-        help="destination: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF]",
-    )
+    add_destination(p)
     p.add_argument(
         "--tarball",
         "-f",
@@ -251,16 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prune.set_defaults(func=cmd_cache_prune)
 
-    _add_pipeline_commands(sub)
+    add_pipeline_commands(sub)
     return parser
-
-
-def _add_pipeline_commands(sub: Any) -> None:
-    def image_and_registry(parser: argparse.ArgumentParser) -> None:
-        add_image_options(parser)
-        add_registry_options(parser)
-
-    add_pipeline_commands(sub, image_and_registry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

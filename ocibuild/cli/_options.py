@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UsageError",
+    "add_destination",
     "add_image_options",
     "add_registry_options",
     "config_changes",
@@ -66,6 +67,17 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long one registry request may wait or retry, connecting and reading "
         "included (default 120)",
+    )
+
+
+def add_destination(parser: argparse.ArgumentParser) -> None:
+    """The required ``--to`` of the commands that write one image."""
+    parser.add_argument(
+        "--to",
+        "-t",
+        required=True,
+        metavar="REF",
+        help="destination: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF]",
     )
 
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
+
+from ._options import add_destination, add_image_options, add_registry_options
 
 __all__ = ["add_pipeline_commands"]
 
 
-def add_pipeline_commands(
-    subparsers: Any, add_image_options: Callable[[argparse.ArgumentParser], None]
-) -> None:
+def add_pipeline_commands(subparsers: Any) -> None:
     """Add ``build``, ``run`` and ``plugins`` to the CLI's sub-command parsers."""
     p = subparsers.add_parser(
         "build",
@@ -28,14 +27,8 @@ def add_pipeline_commands(
         "preprocessor), add its requirements as a dependency layer, append both to "
         "--base and write the image to --to.",
     )
-    _add_build_arguments(p, add_image_options)
-    p.add_argument(
-        "--to",
-        "-t",
-        required=True,
-        metavar="REF",
-        help="destination: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF]",
-    )
+    _add_build_arguments(p)
+    add_destination(p)
     p.set_defaults(func=cmd_build)
 
     p = subparsers.add_parser(
@@ -43,7 +36,7 @@ def add_pipeline_commands(
         help="build TARGET and deploy it (job, local, or a plugin's deployer)",
         description="Build TARGET like 'ocibuild build' and deploy the image with --deployer.",
     )
-    _add_build_arguments(p, add_image_options)
+    _add_build_arguments(p)
     dest = p.add_argument_group("destination (one of)")
     dest.add_argument("--to", "-t", metavar="REF", help="write the image exactly here")
     dest.add_argument(
@@ -75,9 +68,7 @@ def add_pipeline_commands(
     p.set_defaults(func=cmd_plugins)
 
 
-def _add_build_arguments(
-    p: argparse.ArgumentParser, add_image_options: Callable[[argparse.ArgumentParser], None]
-) -> None:
+def _add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="TARGET", help="a .py file, a directory, or a .ipynb notebook")
     group = p.add_argument_group("pipeline")
     group.add_argument(
@@ -110,6 +101,7 @@ def _add_build_arguments(
         help="the image's Python, when the base has no PYTHON_VERSION env",
     )
     add_image_options(p)
+    add_registry_options(p)
     # Python code needs a Python base: scratch (the append default) is never right here.
     # (the same default as builders.append.default_base_image, without importing the builder)
     p.set_defaults(base="python:{}.{}-slim".format(*sys.version_info[:2]))

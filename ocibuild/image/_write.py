@@ -301,21 +301,30 @@ class BlobWriter:
         """
         if self.cancelled.is_set():
             raise RuntimeError("write cancelled")
-        key, label = f"{id(layer):x}", layer.description
-        self.progress.blob_started(key, label, None)
-        stream = _Counting(prefetched(tar_blob(layer)), self.progress, key, self.cancelled)
+        label = layer.description
+        outcome, stream = self._send(layer, tar_blob(layer), None)
+        tar = stream.result
+        desc = Descriptor(mt.DOCKER_LAYER, tar.digest, tar.size)
+        sent = stream.count if outcome == "written" else 0
+        return BlobResult(desc, outcome, str(tar.diff_id), label, sent)
+
+    def _send(
+        self, layer: Layer, blob: BlobStream, desc: Descriptor | None
+    ) -> tuple[BlobOutcome, _Counting]:
+        """Stream ``blob`` (of ``layer``) into the sink, showing its progress."""
+        key = f"{id(layer):x}"
+        self.progress.blob_started(key, layer.description, desc.size if desc else None)
+        # Read ahead in a thread, so building the layer overlaps with writing it.
+        stream = _Counting(prefetched(blob), self.progress, key, self.cancelled)
         try:
-            outcome = self.sink.put_blob(stream, None)
+            outcome = self.sink.put_blob(stream, desc)
         except BaseException:
             self.progress.blob_finished(key, "failed")
             raise
         finally:
             stream.close()
         self.progress.blob_finished(key, outcome)
-        tar = stream.result
-        desc = Descriptor(mt.DOCKER_LAYER, tar.digest, tar.size)
-        sent = stream.count if outcome == "written" else 0
-        return BlobResult(desc, outcome, str(tar.diff_id), label, sent)
+        return outcome, stream
 
     def _write_layer(self, layer: Layer, media_type: str) -> BlobResult:
         """The per-blob step: already there? -> mount -> stream it (upload, then commit)."""
@@ -329,18 +338,7 @@ class BlobWriter:
                 return BlobResult(desc, "exists", str(known.diff_id), label)
             if self.sink.try_mount(layer, desc):
                 return BlobResult(desc, "mounted", str(known.diff_id), label)
-        key = f"{id(layer):x}"
-        self.progress.blob_started(key, label, desc.size if desc else None)
-        # Read ahead in a thread, so building the layer overlaps with writing it.
-        stream = _Counting(prefetched(layer.compressed()), self.progress, key, self.cancelled)
-        try:
-            outcome = self.sink.put_blob(stream, desc)
-        except BaseException:
-            self.progress.blob_finished(key, "failed")
-            raise
-        finally:
-            stream.close()
-        self.progress.blob_finished(key, outcome)
+        outcome, stream = self._send(layer, layer.compressed(), desc)
         # A sink may find the blob arrived meanwhile (the same base layer of another
         # platform) and leave the stream unread: the digests known up front then stand.
         digests = known if stream.digests is None and known is not None else stream.result

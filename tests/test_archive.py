@@ -434,11 +434,11 @@ def test_damaged_archives_are_transport_errors(
     ("manifest", "message"),
     [
         (None, "no manifest.json"),
-        (b"[{", "not JSON"),
+        (b"[{", "not valid JSON"),
         (b'{"Config": "c"}', "not a list of images"),
         (b'[{"Config": "c.json", "Layers": ["gone.tar"]}]', "lacks gone.tar"),
         (b'[{"Config": "c.json", "Layers": []}]', "0 layers but its config has 1 diff_ids"),
-        (b'[{"Layers": []}]', "no Config path"),
+        (b'[{"Layers": []}]', "lacks the 'Config' field"),
     ],
 )
 def test_bad_manifest_json_is_a_transport_error(

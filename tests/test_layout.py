@@ -268,12 +268,12 @@ def test_missing_layout_is_not_found(tmp_path: Path) -> None:
     [
         (lambda lay: (lay / "oci-layout").unlink(), "oci-layout is missing"),
         (lambda lay: (lay / "oci-layout").write_text('{"imageLayoutVersion": "2.0.0"}'), "'2.0.0'"),
-        (lambda lay: (lay / "oci-layout").write_text("nope"), "not JSON"),
-        (lambda lay: (lay / "index.json").write_text("{not json"), "not JSON"),
+        (lambda lay: (lay / "oci-layout").write_text("nope"), "not valid JSON"),
+        (lambda lay: (lay / "index.json").write_text("{not json"), "not valid JSON"),
         (lambda lay: (lay / "index.json").unlink(), "index.json is missing"),
         (
             lambda lay: (lay / "index.json").write_text('{"manifests": [{"size": 1}]}'),
-            "invalid entry",
+            "manifests[0] lacks the 'mediaType' field",
         ),
     ],
 )

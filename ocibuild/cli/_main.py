@@ -49,7 +49,8 @@ def cmd_append(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else LayerCache()
 
     layers: list[Any] = [
-        TarballLayer(path, compression=args.compression, level=args.level) for path in args.tarball
+        TarballLayer(path, compression=args.compression, level=args.level, strict=args.strict)
+        for path in args.tarball
     ]
     if args.sources:
         layers.append(FileTreeLayer(args.sources, options, cache=cache))
@@ -189,7 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="an existing layer tarball (plain, gzip or zstd), one layer each",
+        help="an existing layer tarball (plain, gzip or zstd), one layer each; its members "
+        "are passed through as given (see --tarball-strict)",
+    )
+    p.add_argument(
+        "--tarball-strict",
+        dest="strict",
+        action="store_true",
+        help="refuse --tarball members that reach outside the image root or are more than "
+        "files, directories and links: absolute or '..' paths, hard links to them, symlinks "
+        "whose relative target climbs above the root (absolute targets are kept: runtimes "
+        "resolve them inside the container), members beneath a symlink of the same tarball, "
+        "devices, FIFOs and setuid/setgid files; checked as the layer streams, nothing is "
+        "written",
     )
     add_image_options(p)
     add_registry_options(p)

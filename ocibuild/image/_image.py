@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ManifestError, TarballError
+from .._errors import InvalidOptionError, ManifestError, TarballError
 from ..layer._compress import decompress_stream
 from ..oci import (
     ContainerConfig,
@@ -26,6 +26,7 @@ from ..oci import (
 )
 from ..oci import media_types as mt
 from ..oci._blobs import TarStream, VerifyingStream
+from ..oci._config import check_text, json_text
 from ..oci._descriptor import freeze_map
 from ..oci._epoch import source_date_epoch
 from ..oci._layer import BlobStream, Layer, LayerDigests
@@ -71,6 +72,7 @@ class Image:
     pending_history: tuple[HistoryEntry, ...] = ()
 
     def __post_init__(self) -> None:
+        _check_annotations(self.annotations)
         object.__setattr__(self, "annotations", freeze_map(self.annotations))
 
     # -- making ----------------------------------------------------------------------
@@ -148,6 +150,18 @@ class Image:
     def with_platform(self, platform: Platform) -> Image:
         """A new image whose config claims ``platform`` (used for scratch-based images)."""
         return replace(self, config=self.config.with_platform(platform))
+
+
+def _check_annotations(annotations: Mapping[str, str]) -> None:
+    """Refuse annotations no manifest can hold now, not after the layers were pushed."""
+    for key, value in annotations.items():
+        if not isinstance(key, str):
+            raise InvalidOptionError(f"annotation key must be a string, not {type(key).__name__}")
+        check_text("annotation key", key)
+        label = f"annotation '{key}' value"
+        if not isinstance(value, str):
+            raise InvalidOptionError(f"{label} must be a string, not {type(value).__name__}")
+        check_text(label, value)
 
 
 class SourceLayer:
@@ -280,7 +294,8 @@ def _image_from_manifest(
         SourceLayer(source, desc, diff_id, mount_from=mount_from)
         for desc, diff_id in zip(manifest.layers, diff_ids, strict=True)
     )
-    annotations = {BASE_NAME: base_name, BASE_DIGEST: str(digest)}
+    # A path that is not UTF-8 names the base with \xNN escapes: a label, not a way back.
+    annotations = {BASE_NAME: json_text(base_name), BASE_DIGEST: str(digest)}
     media_type = mt.DOCKER_MANIFEST if manifest.is_docker else mt.OCI_MANIFEST
     return Image(config, layers, media_type=media_type, annotations=annotations)
 

@@ -15,20 +15,24 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable
 
 from .._errors import TarballError
-from ._tar_index import BLOCK, SPECIAL, HeaderReader, Member, TarCorrupt
+from ._tar_index import BLOCK, SPECIAL, HeaderReader, Member, TarCorrupt, pax_records
+from ._tar_strict import StrictCheck
 
 __all__ = ["checked_tar"]
 
 _ZERO_BLOCK = bytes(BLOCK)
 
 
-def checked_tar(chunks: Iterable[bytes], what: str = "the tar") -> Generator[bytes, None, None]:
+def checked_tar(
+    chunks: Iterable[bytes], what: str = "the tar", *, strict: bool = False
+) -> Generator[bytes, None, None]:
     """``chunks`` of a tar stream, unchanged; :class:`TarballError` where they stop being tar.
 
     A chunk is handed on only after its headers were checked, and the end is checked before
-    the generator finishes. ``what`` names the stream in the errors.
+    the generator finishes. ``what`` names the stream in the errors. ``strict`` also refuses
+    members that are valid tar but hostile in a layer (see :mod:`._tar_strict`).
     """
-    walk = _Walk(what)
+    walk = _Walk(what, StrictCheck() if strict else None)
     for chunk in chunks:
         walk.feed(chunk)
         yield chunk
@@ -38,8 +42,9 @@ def checked_tar(chunks: Iterable[bytes], what: str = "the tar") -> Generator[byt
 class _Walk:
     """Where in the archive the stream is: in a header, in member data, or past the end."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, strict: StrictCheck | None) -> None:
         self.what = what
+        self.strict = strict
         self.pos = 0  # bytes of the stream seen so far
         self.skip = 0  # member data and padding still to pass over
         self.gathering = bytearray()  # a header block, or a special member's data
@@ -88,7 +93,9 @@ class _Walk:
             self.ended = True
             return
         try:
-            kind, size = self.headers.skip(data, at)
+            # Names are decoded only when the strict check needs them: the common case skips.
+            member = self.headers.read_raw(data, at) if self.strict else None
+            kind, size = (member.kind, member.size) if member else self.headers.skip(data, at)
         except TarCorrupt as err:
             if at == 0:
                 raise TarballError(f"not a tar archive ({err.why})") from None
@@ -100,11 +107,15 @@ class _Walk:
             if not size:
                 self._take_special(self.special, b"")
         else:
+            if self.strict and member:
+                self.strict.check(member, data)
             self.skip = _padded(size)
 
     def _take_special(self, member: Member, data: bytes) -> None:
         try:
             self.headers.extend(member, data)
+            if self.strict and member.kind == b"g":
+                self.strict.check_global(pax_records(data, member.offset - BLOCK))
         except TarCorrupt as err:
             raise self._corrupt(err.at, err.why) from None
         self.special = None

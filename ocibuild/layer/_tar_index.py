@@ -95,13 +95,20 @@ class HeaderReader:
 
     def read(self, block: bytes, at: int) -> Member:
         """The member whose 512-byte header ``block`` starts at byte ``at``."""
+        member = self.read_raw(block, at)
+        return Member(
+            _normalize(member.name), member.size, member.offset, member.kind, member.linkname
+        )
+
+    def read_raw(self, block: bytes, at: int) -> Member:
+        """:meth:`read`, with the name as the archive spells it (``..`` and a leading '/' kept)."""
         kind, size, extended = self._fields(block, at)
         if kind in SPECIAL:
             return Member("", size, at + BLOCK, kind, "")
         name = _cstr(block[0:100])
         if block[257:263] == b"ustar\0" and block[345]:  # POSIX ustar (not GNU): a prefix
             name = _cstr(block[345:500]) + "/" + name
-        name = _normalize(extended.get("path", name))
+        name = extended.get("path", name)
         link = extended.get("linkpath", _cstr(block[157:257]))
         return Member(name, size, at + BLOCK, kind, link)
 

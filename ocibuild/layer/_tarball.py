@@ -29,6 +29,9 @@ class TarballLayer:
     ``level``, recompresses it in one pass. Whatever the compression, the tar inside must be
     whole: one that is cut short or corrupt fails the stream before a sink commits it.
 
+    ``strict`` refuses members that are valid tar but hostile in a layer: paths or links out
+    of the root, devices, FIFOs, setuid files (see :mod:`._tar_strict`), in the same pass.
+
     A regular file is checked when the layer is made. A pipe or FIFO is opened and read
     when the layer is first streamed or its media type first asked for (a FIFO waits there
     for its writer), and read only once (see :mod:`._spool`).
@@ -41,8 +44,10 @@ class TarballLayer:
         compression: Compression | None = None,
         level: int | None = None,
         docker_media_types: bool = False,
+        strict: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.strict = strict
         self._label = json_text(str(self.path))
         self._input = TarballInput(self.path, self._label)
         if compression is not None:
@@ -96,7 +101,8 @@ class TarballLayer:
         """The checked tar inside ``file_chunks`` (the file's bytes), errors naming the file."""
         source = self.source_compression
         what = "the tar" if source == "none" else f"the tar inside the {source} data"
-        return self._named_errors(checked_tar(decompress_stream(file_chunks, source), what))
+        tar = checked_tar(decompress_stream(file_chunks, source), what, strict=self.strict)
+        return self._named_errors(tar)
 
     def read_file(self) -> Generator[bytes, None, None]:
         """The file's own bytes."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from .._errors import SourceError
 from ._ignore import IgnoreRules
 
-__all__ = ["Entry", "Source", "walk"]
+__all__ = ["Entry", "Source", "host_path", "walk"]
 
 _AUTO_IGNORE_FILES = (".ocibuildignore", ".dockerignore")
 _WHITEOUT = ".wh."
@@ -45,8 +45,30 @@ class Source:
         if not src:
             raise SourceError("empty source: give a path, optionally followed by ':/dest'")
         if not dest:
-            dest = "/" + os.path.basename(os.path.abspath(src))
+            try:
+                resolved = host_path(src)
+            except OSError:
+                resolved = os.path.abspath(src)  # the walk says what is wrong with it
+            dest = "/" + os.path.basename(resolved)
         return cls(Path(src), dest)
+
+
+def host_path(path: str | os.PathLike[str]) -> str:
+    """``path`` made absolute and clean as the kernel resolves it: ``..`` after a symlink
+    leads to the parent of the link's target, not back to the directory holding the link.
+
+    The part up to the last ``..`` is resolved with its links followed (OSError if it does
+    not exist, as ``ls`` would say); what follows has no ``..``, so cleaning it as text means
+    what the kernel means, and a last component that is a link keeps its own name.
+    """
+    text = os.fspath(path)
+    parts = text.split(os.sep)
+    if ".." not in parts:
+        return os.path.abspath(text)
+    last = len(parts) - 1 - parts[::-1].index("..")
+    head = os.sep.join(parts[: last + 1]) or os.sep
+    os.stat(head)  # the kernel's own errors: realpath lets 'file/..' through
+    return os.path.normpath(os.path.join(os.path.realpath(head, strict=True), *parts[last + 1 :]))
 
 
 @dataclass(frozen=True)
@@ -119,9 +141,10 @@ def _whiteout_message(path: str) -> str:
 
 def _add_source(tree: _Tree, source: Source, rules: IgnoreRules, follow_symlinks: bool) -> None:
     """Add one source: a directory's contents under DEST, or a file at DEST."""
-    host = os.path.abspath(source.src)
     label = str(source.src)
+    host = os.path.join(os.getcwd(), source.src)  # as given, for the errors
     try:
+        host = host_path(source.src)
         st = os.stat(host)  # a SRC argument that is a symlink is followed
     except FileNotFoundError as err:
         raise SourceError(f"source '{label}' does not exist: {host}") from err

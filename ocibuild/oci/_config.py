@@ -13,7 +13,7 @@ from ._descriptor import Platform
 from ._digest import Digest
 from ._fields import BOOLEAN, OBJECT, OBJECTS, STRING, STRING_MAP, STRINGS, check_fields, load_json
 
-__all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "dumps", "json_text"]
+__all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "check_text", "dumps", "json_text"]
 
 
 def dumps(obj: Any) -> bytes:
@@ -174,12 +174,17 @@ class ImageConfig:
 
     def with_created(self, created: str) -> ImageConfig:
         """A config with another ``created`` time."""
+        check_text("created time", created)
         raw = self._edit()
         raw["created"] = created
         return ImageConfig(raw)
 
     def with_platform(self, platform: Platform) -> ImageConfig:
         """A config that claims another platform."""
+        for name in ("os", "architecture", "variant"):
+            value = getattr(platform, name)
+            if value is not None:
+                check_text(f"platform {name}", value)
         raw = self._edit()
         raw["os"], raw["architecture"] = platform.os, platform.architecture
         if platform.variant:
@@ -286,9 +291,17 @@ def _check_text(changes: ContainerConfig) -> None:
         else:
             texts = list(value or ())
         for text in texts:
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidOptionError(
-                    f"{name} value '{json_text(text)}' is not valid UTF-8; give UTF-8 text"
-                ) from None
+            check_text(f"{name} value", text)
+
+
+def check_text(label: str, text: str) -> None:
+    """Refuse text that JSON cannot hold (undecodable bytes), before any blob is written.
+
+    ``label`` names the text in the :class:`InvalidOptionError`.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidOptionError(
+            f"{label} '{json_text(text)}' is not valid UTF-8; give UTF-8 text"
+        ) from None

@@ -14,9 +14,12 @@ from typing import Any
 
 from .._errors import ManifestError
 
-__all__ = ["MAX_SIZE", "check_descriptor", "check_fields", "load_json"]
+__all__ = ["MAX_DOCUMENT", "MAX_SIZE", "check_descriptor", "check_fields", "load_json"]
 
 MAX_SIZE = 2**53 - 1  # JSON's safe integers: a larger size is no real blob
+# Documents read whole into memory (manifests, indexes, configs, index.json, manifest.json):
+# twice the 4 MB the distribution spec asks registries to accept for a manifest.
+MAX_DOCUMENT = 8 << 20
 _MAX_SHOWN = 40
 
 Check = tuple[Callable[[Any], bool], str]

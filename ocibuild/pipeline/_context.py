@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import SourceError
+from ..layer._tree import host_path
 from ._errors import PipelineError
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = [
     "dest_for",
     "host_files",
     "in_image",
+    "input_path",
 ]
 
 DEFAULT_DEST_PREFIX = "/app/"
@@ -76,19 +78,35 @@ def in_image(prefix: str, relative: str) -> str:
     return posixpath.normpath(posixpath.join("/", prefix, relative))
 
 
+def input_path(path: str | os.PathLike[str]) -> str:
+    """An input path cleaned without changing what it names.
+
+    Cleaning ``link/../a.py`` as text would name ``a.py`` beside the link, where the kernel
+    reads the one beside the link's target: a path with ``..`` is resolved as the kernel
+    does (absolute, then), or kept as given when it cannot be, for the existence check.
+    """
+    text = os.fspath(path)
+    if ".." not in text.split(os.sep):
+        return os.path.normpath(text)
+    try:
+        return host_path(text)
+    except OSError:
+        return text
+
+
 def dest_for(path: str | os.PathLike[str], prefix: str) -> str:
     """Where a host path given as an input file goes in the image.
 
     A relative path keeps its shape under ``prefix`` (``src/a.py`` -> ``/app/src/a.py``); an
-    absolute path or one climbing out with ``..`` keeps its shape relative to the current
-    directory when it lies inside it, else only its name.
+    absolute path or one with ``..`` (resolved as the kernel does: see :func:`input_path`)
+    keeps its shape relative to the current directory when it lies inside it, else only its
+    name.
     """
-    text = os.fspath(path)
-    norm = os.path.normpath(text)
-    if not os.path.isabs(norm) and not norm.startswith(".."):
-        relative = norm
+    text = input_path(path)
+    if not os.path.isabs(text) and ".." not in text.split(os.sep):
+        relative = text
     else:
-        absolute = os.path.abspath(norm)
+        absolute = os.path.abspath(text)
         cwd = os.getcwd()
         inside = absolute.startswith(cwd.rstrip(os.sep) + os.sep)
         relative = os.path.relpath(absolute, cwd) if inside else os.path.basename(absolute)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -28,7 +27,6 @@ from typing import Any, BinaryIO
 
 from .._errors import (
     DigestMismatchError,
-    InvalidDigestError,
     InvalidReferenceError,
     ManifestError,
     NotFoundError,
@@ -40,7 +38,8 @@ from ..layer._tar import file_header
 from ..layer._tar_index import Member, read_members, resolve
 from ..oci import Descriptor, Digest, Manifest, Platform, Reference, describe
 from ..oci import media_types as mt
-from ..oci._config import dumps
+from ..oci._config import ImageConfig, dumps
+from ..oci._fields import MAX_DOCUMENT, STRING, STRINGS, Check, check_fields, load_json
 from ..oci._layer import BlobStream, Layer
 from ._base import BlobOutcome
 from ._layout import FileChunks, check_written
@@ -51,6 +50,7 @@ _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
 _INDEX_REFUSED = "docker-archive holds one image per platform; pick one with --platform"
+_ENTRY_FIELDS: dict[str, Check] = {"Config": STRING, "RepoTags": STRINGS, "Layers": STRINGS}
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -81,11 +81,8 @@ class ArchiveSource:
         try:
             self._members = self._index()
             entry = self._select(self._manifest_json())
-            self._config = self._entry_path(entry, "Config")
-            layers = entry.get("Layers")
-            if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
-                raise TransportError(f"manifest.json in {self._path} has no list of Layers")
-            self._layers: list[str] = layers
+            self._config: str = entry["Config"]
+            self._layers: list[str] = entry["Layers"]
         except BaseException:
             self._file.close()
             raise
@@ -116,22 +113,34 @@ class ArchiveSource:
         return member
 
     def _read(self, member: Member) -> bytes:
+        """A member read whole (manifest.json, a config): its size is the archive's word."""
+        if member.size > MAX_DOCUMENT:
+            raise TransportError(
+                f"{member.name} in docker-archive {self._path} is {member.size} bytes; "
+                f"manifest.json and configs are read whole and may be at most "
+                f"{MAX_DOCUMENT >> 20} MiB"
+            )
         self._file.seek(member.offset)
         return self._file.read(member.size)
 
     def _manifest_json(self) -> list[dict[str, Any]]:
+        """manifest.json's entries, each with a Config path, Layers paths and RepoTags."""
         member = self._members.get("manifest.json")
         if member is None:
             raise TransportError(
                 f"{self._path} is not a docker-archive: it has no manifest.json "
                 "(archives from Docker before 1.10 are not supported)"
             )
+        what = f"manifest.json in {self._path}"
         try:
-            entries = json.loads(self._read(self._resolve(member.name)))
-        except ValueError as err:
-            raise TransportError(f"manifest.json in {self._path} is not JSON: {err}") from err
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise TransportError(f"manifest.json in {self._path} is not a list of images")
+            entries = load_json(self._read(self._resolve(member.name)), what)
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise ManifestError(f"{what} is not a list of images")
+            for number, entry in enumerate(entries):
+                where = f"manifest.json[{number}] in {self._path}"
+                check_fields(entry, _ENTRY_FIELDS, where, ("Config", "Layers"))
+        except ManifestError as err:
+            raise TransportError(str(err)) from err
         return entries
 
     def _select(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -155,12 +164,6 @@ class ArchiveSource:
             f"{len(entries)} images, @0..@{len(entries) - 1})"
         )
 
-    def _entry_path(self, entry: dict[str, Any], key: str) -> str:
-        value = entry.get(key)
-        if not isinstance(value, str):
-            raise TransportError(f"manifest.json in {self._path} has no {key} path")
-        return value
-
     def get_manifest(self) -> tuple[bytes, str]:
         """A Docker schema 2 manifest (OCI if a layer is zstd) whose layers are the stored files."""
         if self._manifest is None:
@@ -171,19 +174,16 @@ class ArchiveSource:
         config_member = self._resolve(self._config)
         config = self._read(config_member)
         try:
-            diff_ids = json.loads(config)["rootfs"]["diff_ids"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise TransportError(
-                f"config {self._config} in {self._path} is not valid: {err}"
-            ) from err
-        if not isinstance(diff_ids, list) or len(diff_ids) != len(self._layers):
-            count = len(diff_ids) if isinstance(diff_ids, list) else "no list of"
+            diff_ids = ImageConfig.from_json(config).diff_ids
+        except ManifestError as err:
+            raise TransportError(f"config {self._config} in {self._path}: {err}") from err
+        if len(diff_ids) != len(self._layers):
             raise TransportError(
                 f"docker-archive {self._path} lists {len(self._layers)} layers but its config "
-                f"has {count} diff_ids"
+                f"has {len(diff_ids)} diff_ids"
             )
         stored = [
-            self._stored_layer(name, _diff_id(diff_id, self._path))
+            self._stored_layer(name, diff_id)
             for name, diff_id in zip(self._layers, diff_ids, strict=True)
         ]
         # Docker schema 2 has no zstd layer type: such an image is presented as OCI throughout.
@@ -434,13 +434,9 @@ class ArchiveSink:
         f = self._archive()
         f.seek(config.offset)
         try:
-            diff_ids = [
-                Digest.parse(d) for d in json.loads(f.read(config.size))["rootfs"]["diff_ids"]
-            ]
-        except (ValueError, KeyError, TypeError) as err:
-            raise TransportError(
-                f"cannot write {self.name}: the config is not valid: {err}"
-            ) from err
+            diff_ids = list(ImageConfig.from_json(f.read(config.size)).diff_ids)
+        except ManifestError as err:
+            raise TransportError(f"cannot write {self.name}: {err}") from err
         finally:
             f.seek(0, os.SEEK_END)
         if diff_ids != [layer.diff_id for layer in layers]:
@@ -497,12 +493,3 @@ def _write(f: BinaryIO, data: bytes, where: Path) -> None:
         f.write(data)
     except OSError as err:
         raise TransportError(f"cannot write docker-archive {where}: {err.strerror}") from err
-
-
-def _diff_id(value: object, where: Path) -> Digest:
-    try:
-        return Digest.parse(value) if isinstance(value, str) else Digest.parse("")
-    except InvalidDigestError as err:
-        raise TransportError(
-            f"the config in docker-archive {where} has a bad diff_id: {err}"
-        ) from err

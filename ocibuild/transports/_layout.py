@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -35,6 +34,16 @@ from ..oci import Descriptor, Digest, Index, Manifest, Platform, describe
 from ..oci import media_types as mt
 from ..oci._blobs import BytesStream
 from ..oci._config import dumps
+from ..oci._fields import (
+    LIST,
+    MAX_DOCUMENT,
+    STRING,
+    STRING_MAP,
+    Check,
+    check_descriptor,
+    check_fields,
+    load_json,
+)
 from ..oci._layer import BlobStream, Layer, LayerDigests
 from ._base import BlobOutcome
 from ._staging import TEMP_PREFIX, locked_temp_dir, locked_temp_file, reclaim_stale
@@ -99,8 +108,8 @@ class _Layout:
 
     def check_header(self) -> None:
         """Raise unless ``oci-layout`` exists and names a 1.x layout version."""
-        header = self._read_json("oci-layout", "is not an OCI image layout")
-        version = header.get("imageLayoutVersion") if isinstance(header, dict) else None
+        header = self._read_json("oci-layout", "is not an OCI image layout", _HEADER_FIELDS)
+        version = header.get("imageLayoutVersion")
         if not isinstance(version, str) or not version.startswith("1."):
             raise TransportError(
                 f"{self.root / 'oci-layout'} has imageLayoutVersion {version!r}; "
@@ -108,33 +117,55 @@ class _Layout:
             )
 
     def read_index(self) -> dict[str, Any]:
-        """The parsed ``index.json`` object."""
-        index = self._read_json("index.json", "is a broken OCI layout")
-        if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
-            raise TransportError(
-                f"{self.root / 'index.json'} is not an image index (no 'manifests' list)"
-            )
+        """The parsed ``index.json`` object, its fields and entries of the right types."""
+        index = self._read_json("index.json", "is a broken OCI layout", _INDEX_FIELDS)
+        where = self.root / "index.json"
+        with _as_transport_error():
+            for number, entry in enumerate(index.get("manifests") or ()):
+                check_descriptor(entry, f"{where} manifests[{number}]")
         return index
 
-    def _read_json(self, name: str, if_missing: str) -> Any:
-        """The parsed JSON file ``name``; ``if_missing`` says what the layout is without it."""
+    def _read_json(self, name: str, if_missing: str, fields: dict[str, Check]) -> dict[str, Any]:
+        """The JSON object in file ``name``, ``fields`` checked; ``if_missing`` says what the
+        layout is without it."""
         path = self.root / name
         try:
-            return json.loads(path.read_bytes())
+            with open(path, "rb") as f:
+                data = f.read(MAX_DOCUMENT + 1)
         except FileNotFoundError:
             raise TransportError(f"{self.root} {if_missing}: {name} is missing") from None
-        except (OSError, ValueError) as err:
-            raise TransportError(f"{path} is unreadable or not JSON: {err}") from err
+        except OSError as err:
+            raise TransportError(f"{path} is unreadable: {err.strerror}") from err
+        if len(data) > MAX_DOCUMENT:
+            raise TransportError(
+                f"{path} is larger than {MAX_DOCUMENT >> 20} MiB, which no real {name} is"
+            )
+        with _as_transport_error():
+            obj = load_json(data, str(path))
+            if not isinstance(obj, dict):
+                raise ManifestError(f"{path} is not a JSON object")
+            check_fields(obj, fields, str(path))
+        return obj
 
     def entries(self) -> list[Descriptor]:
         """The descriptors listed in ``index.json``."""
-        try:
-            return [Descriptor.from_dict(d) for d in self.read_index().get("manifests", [])]
-        except ManifestError as err:
-            raise TransportError(f"{self.root / 'index.json'} has an invalid entry: {err}") from err
+        where = self.root / "index.json"
+        out = []
+        for number, entry in enumerate(self.read_index().get("manifests") or ()):
+            try:
+                out.append(Descriptor.from_dict(entry))
+            except ManifestError as err:
+                raise TransportError(f"{where} manifests[{number}]: {err}") from err
+        return out
 
     def read_blob(self, desc: Descriptor) -> bytes:
-        """A whole blob, checked against its descriptor's digest and size."""
+        """A whole blob (a manifest, index or config), checked against its descriptor."""
+        if desc.size > MAX_DOCUMENT:
+            raise TransportError(
+                f"OCI layout {self.root} says blob {desc.digest} is {desc.size} bytes; "
+                f"manifests, indexes and configs are read whole and may be at most "
+                f"{MAX_DOCUMENT >> 20} MiB"
+            )
         with self._blob_errors(desc) as path, open(path, "rb") as f:
             data = f.read(desc.size + 1)  # one byte more reveals a blob that is too long
         return desc.verify(data, f"OCI layout file {path}")
@@ -163,6 +194,23 @@ class _Layout:
             return self.blob_path(desc.digest).stat().st_size == desc.size
         except OSError:
             return False
+
+
+_HEADER_FIELDS: dict[str, Check] = {"imageLayoutVersion": STRING}
+_INDEX_FIELDS: dict[str, Check] = {
+    "manifests": LIST,
+    "annotations": STRING_MAP,
+    "mediaType": STRING,
+}
+
+
+@contextlib.contextmanager
+def _as_transport_error() -> Iterator[None]:
+    """A layout file that is not what the spec says is a broken layout: a TransportError."""
+    try:
+        yield
+    except ManifestError as err:
+        raise TransportError(str(err)) from err
 
 
 def _tags(entries: list[Descriptor]) -> str:

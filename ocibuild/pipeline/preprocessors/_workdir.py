@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import SourceError
-from .._context import BuildContext, ContextFile, host_files, in_image
+from .._context import BuildContext, ContextFile, host_files, in_image, input_path
 
 if TYPE_CHECKING:
     from .._requirements import Requirements
@@ -41,7 +41,7 @@ class WorkdirPreprocessor(abc.ABC):
         requirements: Any,
         env: Mapping[str, str] | None,
     ) -> None:
-        self.input_files = [os.path.normpath(f) for f in input_files or ()]
+        self.input_files = [input_path(f) for f in input_files or ()]
         self.path_prefix = path_prefix
         self.output_map = dict(output_map or {})
         self.requirements = requirements

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._context import DEFAULT_DEST_PREFIX, BuildContext, dest_for
+from .._context import DEFAULT_DEST_PREFIX, BuildContext, dest_for, input_path
 from .._errors import PipelineError
 from ._shipped import runtime_files
 from ._workdir import PathLike, WorkdirPreprocessor, output_files, resolve_requirements
@@ -41,7 +41,7 @@ class PythonPreprocessor(WorkdirPreprocessor):
         env: Mapping[str, str] | None = None,
     ) -> None:
         self._set_inputs(input_files, path_prefix, output_map, requirements, env)
-        self.executable = os.path.normpath(executable) if executable is not None else None
+        self.executable = input_path(executable) if executable is not None else None
         if self.executable is not None and self.executable not in self.input_files:
             self.input_files.append(self.executable)
         self.command_given = command is not None

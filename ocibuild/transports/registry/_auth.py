@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import threading
 import time
 from collections.abc import AsyncGenerator, Generator
@@ -25,7 +24,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ..._errors import AuthenticationError, RegistryError
+from ..._errors import AuthenticationError, ManifestError, RegistryError
+from ...oci._fields import load_json
 from ._challenge import Challenge, covers, merge_scopes, parse_challenges
 from ._credentials import Credential, find_credential
 from ._options import RegistryOptions
@@ -299,10 +299,10 @@ class RegistryAuth(httpx.Auth):
                 url=realm,
             )
         try:
-            body = json.loads(response.content)
+            body = load_json(response.content, "the token answer")
             value = body.get("token") or body.get("access_token")
             expires_in = int(body.get("expires_in") or _DEFAULT_EXPIRES_IN)
-        except (ValueError, AttributeError, TypeError):
+        except (ManifestError, ValueError, AttributeError, TypeError, OverflowError):
             value = None
         if not isinstance(value, str) or not value:
             raise RegistryError(f"the token server {realm} answered without a token", url=realm)

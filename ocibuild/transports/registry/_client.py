@@ -6,16 +6,16 @@ upload steps live in ``_upload.py``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 
-from ..._errors import NotFoundError, RegistryError
+from ..._errors import ManifestError, NotFoundError, RegistryError
 from ...oci import Descriptor, Digest
 from ...oci import media_types as mt
+from ...oci._fields import MAX_DOCUMENT, load_json
 from ...oci._layer import BlobStream
 from ._challenge import repository_scope
 from ._connection import Connection
@@ -127,6 +127,12 @@ class RegistryClient:
 
     def get_blob(self, repository: str, descriptor: Descriptor) -> bytes:
         """A small blob (a config), read whole and verified against ``descriptor``."""
+        if descriptor.size > MAX_DOCUMENT:
+            raise ManifestError(
+                f"{self.registry}/{repository}: blob {descriptor.digest} is {descriptor.size} "
+                f"bytes by its descriptor; configs are read whole and may be at most "
+                f"{MAX_DOCUMENT >> 20} MiB"
+            )
         parts: list[bytes] = []
         size = 0
         for chunk in self.open_blob(repository, descriptor.digest):
@@ -249,8 +255,8 @@ def _media_type(header: str | None, data: bytes) -> str:
         return media_type
     # Some registries answer application/json; the body's mediaType then decides.
     try:
-        declared = json.loads(data).get("mediaType")
-    except (ValueError, AttributeError):
+        declared = load_json(data, "the manifest").get("mediaType")
+    except (ManifestError, AttributeError):
         declared = None
     return declared if isinstance(declared, str) else (media_type or mt.OCI_MANIFEST)
 

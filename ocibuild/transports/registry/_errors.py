@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 
 import httpx
 
-from ..._errors import AuthenticationError, RegistryError
+from ..._errors import AuthenticationError, ManifestError, RegistryError
+from ...oci._fields import load_json
 
 __all__ = ["error_codes", "raise_for_status"]
 
@@ -17,8 +17,8 @@ _MAX_MESSAGE = 200
 def error_codes(response: httpx.Response) -> tuple[tuple[str, ...], str]:
     """The spec's error codes in a (read) response body, and its first message."""
     try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
+        body = load_json(response.content, "the error body")
+    except (ManifestError, httpx.ResponseNotRead):
         return (), ""
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):

@@ -23,11 +23,12 @@ import httpcore
 import httpx
 
 from ..._errors import RegistryError
+from ...oci._fields import MAX_DOCUMENT
 
 __all__ = ["MAX_BODY", "OPERATION", "Operation", "Transport"]
 
 OPERATION = "ocibuild.operation"  # the request extension that holds the Operation
-MAX_BODY = 8 << 20  # answers read whole (manifests, errors, tokens); the spec asks for 4 MB
+MAX_BODY = MAX_DOCUMENT  # answers read whole (manifests, errors, tokens)
 # The shortest budget an operation gets, so that a budget of 0 means "one attempt, no
 # retries" rather than "fail before the first byte".
 _MIN_BUDGET = 1.0

@@ -49,7 +49,7 @@ class Canned:
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
 
     def load(self, ref: str = "r:t") -> OCIBuildError:
-        options = RegistryOptions(insecure={self.host}, retry_budget=2)
+        options = RegistryOptions(insecure=frozenset({self.host}), retry_budget=2)
         with pytest.raises(OCIBuildError) as caught:
             Image.load(f"{self.host}/{ref}", registry_options=options)
         message = str(caught.value)

@@ -118,7 +118,7 @@ def find_kube_bin() -> Path:
         if proc.returncode != 0:
             raise MissingToolError(
                 f"the Kubernetes test bed is not built and {KUBE_BIN_ENV} is not set: run "
-                f"`{KUBE_BIN_ENV}=$(scripts/kube-tools.sh)` first (about 15 minutes cold), "
+                f"`{KUBE_BIN_ENV}=$(scripts/kube-tools.sh)` first (about 18 minutes cold), "
                 "or scripts/test.sh, which does it"
             )
         bin_dir = Path(proc.stdout.strip().splitlines()[-1])

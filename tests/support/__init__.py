@@ -1,4 +1,5 @@
-"""Real test infrastructure: registries, a token server, a fault proxy, validators, base images.
+"""Real test infrastructure: registries, a token server, a fault proxy, validators, base images,
+a Kubernetes control plane with kwok nodes.
 
 The fixtures in ``tests/conftest.py`` are thin wrappers around what is exported here.
 """
@@ -16,6 +17,8 @@ from ._images import (
     make_busybox_rootfs,
     make_docker_archive,
 )
+from ._kube import KUBE_BIN_ENV, KubeCluster, find_kube_bin, start_kube_cluster, wait_for
+from ._kube_stages import SCENARIO_LABEL, SLOW_SECONDS, Scenario
 from ._registry import BasicCredentials, Registry, new_credentials, start_registry
 from ._schema import LayoutSummary, OCISchema, SchemaViolation
 from ._tls import TLSFiles, make_tls_files
@@ -34,23 +37,29 @@ __all__ = [
     "BUSYBOX_APPLETS",
     "HELLO_OUTPUT",
     "Hold",
+    "KUBE_BIN_ENV",
+    "SCENARIO_LABEL",
+    "SLOW_SECONDS",
     "BaseImage",
     "BaseInRegistry",
     "BasicCredentials",
     "DockerArchive",
     "Fault",
     "FaultProxy",
+    "KubeCluster",
     "LayoutSummary",
     "LoggedRequest",
     "MissingToolError",
     "OCISchema",
     "Registry",
+    "Scenario",
     "SchemaViolation",
     "TLSFiles",
     "TokenRequest",
     "TokenServer",
     "TokenSettings",
     "ToolError",
+    "find_kube_bin",
     "make_base_in_registry",
     "make_base_layout",
     "make_busybox_rootfs",
@@ -61,6 +70,8 @@ __all__ = [
     "run",
     "skopeo_copy",
     "skopeo_inspect",
+    "start_kube_cluster",
     "start_registry",
     "umoci_unpack",
+    "wait_for",
 ]

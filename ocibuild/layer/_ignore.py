@@ -22,9 +22,12 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._errors import SourceError
-from ._glob import Glob
+
+if TYPE_CHECKING:
+    from ._glob import Glob
 
 __all__ = ["IgnoreRules"]
 
@@ -127,6 +130,8 @@ def _parse_line(line: str) -> _Pattern | None:
     if text in ("", "."):
         # "/" or "." would exclude the whole source; Docker ignores such patterns too.
         return None
+    from ._glob import Glob  # only builds that have patterns pay for the matcher
+
     parts = tuple(None if "**" in part else Glob(part) for part in text.split("/"))
     return _Pattern(text, negated, dir_only, Glob(text), parts)
 

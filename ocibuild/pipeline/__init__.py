@@ -7,23 +7,27 @@ package stays light: the preprocessors, builders and deployers are imported when
 used, and nothing here imports pluggy or the HTTP stack.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .._public import publish
-from ._protocols import (
-    Builder,
-    BuildResult,
-    Container,
-    ContextStore,
-    Deployer,
-    DeployHandle,
-    DeployPhase,
-    DeployStatus,
-    EnvVar,
-    PodSpec,
-    PodSpecMutator,
-    Preprocessor,
-    ResourceRequirements,
-    VolumeMount,
-)
+
+if TYPE_CHECKING:
+    from ._protocols import (
+        Builder,
+        BuildResult,
+        Container,
+        ContextStore,
+        Deployer,
+        DeployHandle,
+        DeployPhase,
+        DeployStatus,
+        EnvVar,
+        PodSpec,
+        PodSpecMutator,
+        Preprocessor,
+        ResourceRequirements,
+        VolumeMount,
+    )
 
 __all__ = [
     "BuildResult",
@@ -42,4 +46,14 @@ __all__ = [
     "VolumeMount",
 ]
 
-publish(__name__, globals(), __all__)
+
+def __getattr__(name: str) -> Any:
+    # The contracts load on first use: `import ocibuild` reaches this package for the
+    # pipeline's errors and must not pay for the protocols' typing machinery.
+    if name in __all__:
+        from . import _protocols
+
+        value = getattr(_protocols, name)
+        publish(__name__, {name: value}, [name])
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -280,7 +280,7 @@ def test_token_server_can_make_the_registry_refuse_a_token_soon(token_registry: 
     server = token_registry.token_server
     assert server is not None
     url = f"{token_registry.url}/v2/"
-    # `exp` is in whole seconds, so accept_for=1 leaves 0-1 s: too little on a busy machine.
+    # The registry accepts the token for 3 to 4 s (`exp` is in whole seconds).
     with server.configure(accept_for=3, expires_in=3600):
         answer = httpx.get(
             server.realm,

@@ -237,9 +237,10 @@ class SlowStream(BlobStream):
 def test_token_that_expires_mid_push_is_renewed(token_registry: Registry) -> None:
     server = token_registry.token_server
     assert server is not None
-    layer = random_layer(4 * 64 * KiB, seed=12, known_up_front=False)
+    # Eight chunks, one each 0.4 s: the push outlives any token by at least a second.
+    layer = random_layer(8 * 64 * KiB, seed=12, known_up_front=False)
     options = token_options(token_registry, chunk_size=64 * KiB)
-    # The registry accepts each token for 1 s although the answer advertises 300 s.
+    # The registry accepts each token for 1 to 2 s although the answer advertises 300 s.
     token_registry.mark()
     with server.configure(expires_in=300, accept_for=1):
         sink = RegistrySink(Reference.parse(f"{token_registry.host}/team/slow:1"), options)

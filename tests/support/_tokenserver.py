@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import math
 import secrets
 import threading
 import time
@@ -259,7 +260,7 @@ class TokenServer:
             return token
 
     def _sign(self, who: str | None, access: list[dict[str, Any]]) -> str:
-        now = int(time.time())
+        now = time.time()
         accept_for = self.settings.accept_for
         lifetime = self.settings.expires_in if accept_for is None else accept_for - REGISTRY_LEEWAY
         header = {"typ": "JWT", "alg": "RS256", "x5c": [self._x5c]}
@@ -267,9 +268,11 @@ class TokenServer:
             "iss": self.issuer,
             "sub": who or "",
             "aud": self.service,
-            "exp": now + lifetime,
-            "nbf": now,
-            "iat": now,
+            # Whole seconds, rounded so that a token is accepted for at least `accept_for`
+            # seconds however late in its second it was signed.
+            "exp": math.ceil(now) + lifetime,
+            "nbf": math.floor(now),
+            "iat": math.floor(now),
             "jti": secrets.token_hex(16),
             "access": access,
         }

@@ -5,14 +5,28 @@ OCIBuildError
 └── PipelineError                 preprocess / build / deploy failed
     ├── DependencyError           requirements could not be resolved into wheels
     └── DeployError               a deployer could not run the image
-        └── NoClusterError        no Kubernetes configuration or cluster was found
+        ├── NoClusterError        no Kubernetes configuration or cluster was found
+        ├── JobFailedError        the workload ran and failed (reason, pod, exit code, log)
+        ├── PodPendingError       a pod stayed Pending (Unschedulable, ImagePullBackOff, ...)
+        └── DeployTimeoutError    the workload did not finish in time
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .._errors import OCIBuildError
 
-__all__ = ["DependencyError", "DeployError", "NoClusterError", "PipelineError", "PluginError"]
+__all__ = [
+    "DependencyError",
+    "DeployError",
+    "DeployTimeoutError",
+    "JobFailedError",
+    "NoClusterError",
+    "PipelineError",
+    "PluginError",
+    "PodPendingError",
+]
 
 
 class PluginError(OCIBuildError):
@@ -33,3 +47,37 @@ class DeployError(PipelineError):
 
 class NoClusterError(DeployError):
     """No Kubernetes configuration or reachable cluster was found."""
+
+
+class JobFailedError(DeployError):
+    """The Job failed: ``reason`` is its Failed condition's, ``pod``/``exit_code`` the failing
+    pod's, ``log_tail`` the last lines of that pod's log."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        pod: str | None = None,
+        exit_code: int | None = None,
+        log_tail: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.pod = pod
+        self.exit_code = exit_code
+        self.log_tail = list(log_tail)
+
+
+class PodPendingError(DeployError):
+    """A pod stayed Pending for a reason (Unschedulable, ImagePullBackOff, ...) longer than
+    ``pending_timeout``."""
+
+    def __init__(self, message: str, *, pod: str, reason: str) -> None:
+        super().__init__(message)
+        self.pod = pod
+        self.reason = reason
+
+
+class DeployTimeoutError(DeployError):
+    """The workload did not finish within ``timeout`` seconds (it is still there)."""

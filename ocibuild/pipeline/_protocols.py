@@ -181,6 +181,12 @@ class DeployStatus:
             raise PipelineError(f"deploy phase {self.phase!r} is not one of {', '.join(_PHASES)}")
 
     @property
+    def state(self) -> str:
+        """The phase as Kubernetes spells pod phases: ``Pending``, ``Running``, ``Succeeded``,
+        ``Failed`` or ``Unknown``."""
+        return self.phase.capitalize()
+
+    @property
     def done(self) -> bool:
         """Whether the workload has finished (it will not change phase again)."""
         return self.phase in ("succeeded", "failed")

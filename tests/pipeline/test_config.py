@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -94,27 +95,66 @@ def test_job_without_cluster_after_the_build(
     assert f"the image was written as oci:{tmp_path}/cache/images/my-job:" in message
 
 
-def test_job_with_a_cluster_config_says_not_yet(
+def test_kube_config_is_found_as_kubectl_finds_it(
     tmp_path: Path, no_kube: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    pod_spec: PodSpec = {"containers": [{"image": "registry.example/x:1@sha256:" + "a" * 64}]}
     monkeypatch.setenv("KUBECONFIG", f"{tmp_path}/missing:{kubeconfig}")
-    assert find_kube_config()[0] == str(kubeconfig)
-    with pytest.raises(DeployError) as err:
-        Job(namespace="team", pod_spec_mutators=[]).deploy(pod_spec, None)
-    assert not isinstance(err.value, NoClusterError)
-    assert "Kubernetes deployers (job, ...) are not available in this version" in str(err.value)
-    assert str(err.value).endswith("use deployer 'local' for a quick local check")
+    assert find_kube_config()[0] == "KUBECONFIG"
+    assert find_kube_config(kubeconfig)[0] == str(kubeconfig)
+    assert find_kube_config(tmp_path / "missing") == (None, [f"config_file {tmp_path}/missing"])
 
     monkeypatch.delenv("KUBECONFIG")
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-    assert find_kube_config() == ("in-cluster", ["in-cluster env KUBERNETES_SERVICE_HOST"])
+    found, looked = find_kube_config()
+    assert found == "in-cluster"
+    assert looked == [f"{no_kube}/.kube/config", "in-cluster env KUBERNETES_SERVICE_HOST"]
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     (no_kube / ".kube").mkdir()
     (no_kube / ".kube" / "config").write_text("{}")
     assert find_kube_config()[0] == str(no_kube / ".kube" / "config")
+
+
+POD_SPEC: PodSpec = {"containers": [{"image": "registry.example/x:1@sha256:" + "a" * 64}]}
+
+
+def test_job_with_an_unusable_kube_config_is_one_clear_error(
+    tmp_path: Path, no_kube: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    with pytest.raises(NoClusterError) as err:
+        Job(pod_spec_mutators=[]).deploy(POD_SPEC, None)
+    message = str(err.value)
+    assert message.startswith("the Kubernetes configuration KUBECONFIG is unusable: ")
+    assert message.endswith(f"the image was pushed as {POD_SPEC['containers'][0]['image']}")
+
+
+def test_job_with_an_unreachable_api_server_names_it(
+    tmp_path: Path, no_kube: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "secret-token-value"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    with pytest.raises(DeployError) as err:
+        Job(namespace="team").deploy(POD_SPEC, None)
+    message = str(err.value)
+    assert message.startswith("creating Job team/x-")
+    assert "cannot reach the Kubernetes API server at http://127.0.0.1:9" in message
+    assert "secret-token-value" not in message
 
 
 def test_run_routes_options(script: Path, tmp_path: Path, python_bases: PythonBases) -> None:

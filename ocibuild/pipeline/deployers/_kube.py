@@ -110,8 +110,7 @@ class KubeAccess:
         found, looked = find_kube_config(self.config_file)
         if found is None:
             raise NoClusterError(
-                f"no Kubernetes configuration was found (looked at {', '.join(looked)}): "
-                "point KUBECONFIG at one, or pass config_file="
+                f"no Kubernetes configuration or cluster was found (looked at {', '.join(looked)})"
             )
         self._source = found
         config = kubernetes.config
@@ -121,7 +120,7 @@ class KubeAccess:
                 config.load_incluster_config(client_configuration=configuration)
                 return kubernetes.client.ApiClient(configuration)
             return config.new_client_from_config(
-                config_file=None if found == "KUBECONFIG" else found,
+                config_file=self._config_paths(),
                 context=self.context,
                 client_configuration=self.client_configuration,
                 persist_config=self.persist_config,
@@ -132,6 +131,12 @@ class KubeAccess:
                 f"the Kubernetes configuration {where} is unusable: {err}"
             ) from err
 
+    def _config_paths(self) -> str | None:
+        """The kubeconfig file(s) to read (the client merges a KUBECONFIG list)."""
+        if self._source == "KUBECONFIG":
+            return os.environ.get("KUBECONFIG", "")
+        return self._source
+
     def namespace(self, option: str | None = None) -> str:
         """``option``, else the kubeconfig context's namespace, else the service account's,
         else ``default``."""
@@ -140,9 +145,8 @@ class KubeAccess:
         self.api  # noqa: B018 - loads the configuration, and says when there is none
         if self._source not in (None, "in-cluster"):
             kubernetes = import_kubernetes()
-            config_file = None if self._source == "KUBECONFIG" else self._source
             try:
-                contexts, active = kubernetes.config.list_kube_config_contexts(config_file)
+                contexts, active = kubernetes.config.list_kube_config_contexts(self._config_paths())
             except kubernetes.config.ConfigException:
                 contexts, active = [], None
             chosen = next((c for c in contexts if c["name"] == self.context), active)
@@ -178,6 +182,11 @@ class KubeAccess:
             response = method(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
         except kubernetes.client.ApiException as err:
             raise api_error(what, err) from None
+        except ValueError as err:  # the client's own check of the body (pydantic's, in v35+)
+            detail = "; ".join(str(err).splitlines()[1:3]) or str(err)
+            raise DeployError(
+                f"{what}: the request is not valid: {' '.join(detail.split())}"
+            ) from None
         except Exception as err:
             if _is_connection_error(err):
                 raise DeployError(

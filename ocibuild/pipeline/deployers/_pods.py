@@ -155,6 +155,7 @@ class PodFollower:
         self.namespace = namespace
         self.what = what
         self.follow_logs = follow_logs
+        self.selector = selector
         self.pods: dict[str, dict[str, Any]] = {}
         self.troubles: dict[str, PodTrouble] = {}
         self._prefix = many_pods
@@ -201,6 +202,17 @@ class PodFollower:
         """The log lines still on their way once the workload is done (readers of ended
         containers finish by themselves)."""
         deadline = time.monotonic() + timeout
+        # The pods as they are now: the watch may not have brought their last change yet.
+        listed = self.access.call(
+            f"listing the pods of {self.what}",
+            self.access.core().list_namespaced_pod,
+            self.namespace,
+            label_selector=self.selector,
+        )
+        for pod in listed.get("items") or ():
+            self.pods[str(pod["metadata"]["name"])] = pod
+        if len(self.pods) > 1:
+            self._prefix = True
         for pod in list(self.pods.values()):
             self._read_logs(pod)
         while True:
@@ -213,6 +225,16 @@ class PodFollower:
                 continue
             if isinstance(item, LogLine):
                 yield item
+
+    @property
+    def resumes(self) -> int:
+        """How often a watch went on from its last resourceVersion after losing its connection."""
+        return sum(w.resumes for w in self._watches)
+
+    @property
+    def relists(self) -> int:
+        """How often a watch listed again because its resourceVersion was gone (410)."""
+        return sum(w.relists for w in self._watches)
 
     def stop(self) -> None:
         """Stop the watches and the log readers."""

@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
 from .._context import RUNTIME_ENV, BuildContext
-from .._errors import DeployError, DeployTimeoutError, JobFailedError, PodPendingError
+from .._errors import (
+    DeployError,
+    DeployTimeoutError,
+    JobFailedError,
+    NoClusterError,
+    PodPendingError,
+)
 from .._protocols import DeployStatus, PodSpec, PodSpecMutator
 from ._base import check_pod_spec_mutators, image_of
 from ._kube import KubeAccess, KubeApiError
@@ -157,7 +163,8 @@ class Job:
         image = image_of(pod_spec)
         spec: dict[str, Any] = copy.deepcopy(dict(pod_spec))
         spec["restartPolicy"] = "Never"
-        for container in spec.get("containers") or ():
+        for i, container in enumerate(spec.get("containers") or ()):
+            container.setdefault("name", "main" if i == 0 else f"main-{i}")
             env = container.setdefault("env", [])
             present = {e.get("name") for e in env}
             env.extend({"name": k, "value": v} for k, v in RUNTIME_ENV.items() if k not in present)
@@ -201,12 +208,17 @@ class Job:
     def deploy(self, pod_spec: PodSpec, context: BuildContext | None = None) -> JobRun | DryRun:
         """Create the Job; unless ``wait=False``, follow it to its end (see the module doc)."""
         image = image_of(pod_spec)
-        if image.startswith(("oci:", "docker-archive:")):
+        local = image.startswith(("oci:", "docker-archive:"))
+        try:
+            namespace = self.access.namespace(self.namespace)
+        except NoClusterError as err:
+            verb = "written" if local else "pushed"
+            raise NoClusterError(f"{err}; the image was {verb} as {image}") from None
+        if local:
             raise DeployError(
                 f"the job deployer runs images from a registry, and {image} is a local file: "
                 "build with registry= (or --registry) so that the cluster can pull it"
             )
-        namespace = self.access.namespace(self.namespace)
         pod_spec = copy.deepcopy(pod_spec)
         apply_mutators(self.pod_spec_mutators, pod_spec, namespace, self.access)
         name = _random_name(_name_prefix(self.job_name, image))
@@ -411,6 +423,8 @@ class JobRun:
         self.secret = secret
         self.pods: dict[str, dict[str, Any]] = {}
         self.deleted = False
+        self.resumes = 0  # watches that went on after a dropped connection
+        self.relists = 0  # watches that listed again after 410 Gone
 
     def __repr__(self) -> str:
         return f"<JobRun {self.namespace}/{self.name}>"
@@ -427,13 +441,22 @@ class JobRun:
     # -- the handle ------------------------------------------------------------------------
 
     def status(self) -> DeployStatus:
-        """The Job's phase now (asks the API server)."""
-        self.job = self.access.call(
-            f"reading {self.what}",
-            self.access.batch().read_namespaced_job,
-            self.name,
-            self.namespace,
-        )
+        """The Job's phase now (asks the API server); once the Job is deleted, the phase it
+        had last."""
+        try:
+            self.job = self.access.call(
+                f"reading {self.what}",
+                self.access.batch().read_namespaced_job,
+                self.name,
+                self.namespace,
+            )
+        except KubeApiError as err:
+            if err.status != 404:
+                raise
+            last = job_status(self.job, self.pods)
+            if last.done:
+                return DeployStatus(last.phase, f"{last.message}; the Job is deleted")
+            return DeployStatus("unknown", "the Job was deleted before it finished")
         pods = self._list_pods()
         return job_status(self.job, {p["metadata"]["name"]: p for p in pods})
 
@@ -528,6 +551,8 @@ class JobRun:
                     on_line(line)
         finally:
             follower.stop()
+            self.resumes += follower.resumes
+            self.relists += follower.relists
         return status
 
     def _check_pending(self, follower: PodFollower, pending_timeout: float | None) -> None:

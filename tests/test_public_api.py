@@ -83,6 +83,10 @@ PUBLIC_MODULES = [
     "ocibuild.hookspecs",
     "ocibuild.preprocessors",
     "ocibuild.config",
+    "ocibuild.kubernetes.utils",
+    "ocibuild.cloud.gcp",
+    "ocibuild.cloud.aws",
+    "ocibuild.cloud.azure",
 ]
 
 
@@ -129,6 +133,16 @@ def test_offline_append_help_is_light() -> None:
         "import contextlib, io\nfrom ocibuild.cli import main\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['append', '--help'])"
+    )
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_pod_spec_mutator_helpers_are_light() -> None:
+    # Ported Fairing code imports these at the top of a notebook: no client until a
+    # Fairing-shaped mutator needs one.
+    loaded = _modules_after(
+        "import ocibuild.kubernetes.utils, ocibuild.cloud.gcp, ocibuild.cloud.aws, "
+        "ocibuild.cloud.azure"
     )
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 

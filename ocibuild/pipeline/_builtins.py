@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._hookspecs import BuilderFactory, DeployerFactory, PreprocessorFactory, hookimpl
+from ._hookspecs import (
+    BuilderFactory,
+    DeployerFactory,
+    PodSpecMutatorFactory,
+    PreprocessorFactory,
+    hookimpl,
+)
 
-__all__ = ["ocibuild_builders", "ocibuild_deployers", "ocibuild_preprocessors"]
+__all__ = [
+    "ocibuild_builders",
+    "ocibuild_deployers",
+    "ocibuild_pod_spec_mutators",
+    "ocibuild_preprocessors",
+]
 
 
 @hookimpl
@@ -46,3 +57,19 @@ def ocibuild_deployers() -> Mapping[str, DeployerFactory]:
     from .deployers import Job, LocalDeployer
 
     return {"job": Job, "local": LocalDeployer}
+
+
+@hookimpl
+def ocibuild_pod_spec_mutators() -> Mapping[str, PodSpecMutatorFactory]:
+    """Cloud credentials from their usual secrets: ``gcp_credentials``, ``aws_credentials``,
+    ``azure_credentials``, each also ``..._if_exists`` (the secret marked optional). The other
+    helpers of :mod:`ocibuild.kubernetes.utils` need arguments: pass them as callables."""
+    from functools import partial
+
+    from .deployers._credentials import aws_credentials, azure_credentials, gcp_credentials
+
+    factories: dict[str, PodSpecMutatorFactory] = {}
+    for factory in (gcp_credentials, aws_credentials, azure_credentials):
+        factories[factory.__name__] = factory
+        factories[f"{factory.__name__}_if_exists"] = partial(factory, optional=True)
+    return factories

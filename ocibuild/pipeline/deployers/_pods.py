@@ -44,6 +44,8 @@ PENDING_TROUBLE = frozenset(
 )
 # How long log readers may take to deliver their last lines once the workload is done.
 _LOG_DRAIN_SECONDS = 10.0
+# ... and how long a log stream may stay silent then before it is taken as finished.
+_LOG_IDLE_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
@@ -215,15 +217,20 @@ class PodFollower:
             self._prefix = True
         for pod in list(self.pods.values()):
             self._read_logs(pod)
+        last = time.monotonic()
         while True:
             readers_done = not any(t.is_alive() for t in self._readers.values())
             try:
                 item = self._queue.get(timeout=0 if readers_done else 0.05)
             except queue.Empty:
-                if readers_done or time.monotonic() > deadline:
+                now = time.monotonic()
+                # A kubelet ends the log of a container that ended; one that keeps the stream
+                # open after its last line has said all it will.
+                if readers_done or now > deadline or now - last > _LOG_IDLE_SECONDS:
                     return
                 continue
             if isinstance(item, LogLine):
+                last = time.monotonic()
                 yield item
 
     @property

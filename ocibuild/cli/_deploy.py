@@ -108,6 +108,7 @@ class DeployerChoice:
     deployer: Any
     name: str
     waits: bool  # deploy() returns once the workload ended, raising when it failed
+    returns_early: bool  # told not to wait (wait=False): its state is worth printing
     dry_run: bool
     takes_log_stream: bool
 
@@ -138,11 +139,19 @@ def choose_deployer(args: argparse.Namespace) -> DeployerChoice:
         options.setdefault("log_stream", sys.stderr)
     deployer = create("deployer", args.deployer, options)
 
-    def setting(name: str) -> bool:
-        return name in params.names and bool(options.get(name, params.defaults.get(name)))
+    def setting(name: str) -> bool | None:
+        if name not in params.names:
+            return None
+        return bool(options.get(name, params.defaults.get(name)))
 
+    waits = setting("wait")
     return DeployerChoice(
-        deployer, args.deployer, setting("wait"), setting("dry_run"), takes_log_stream
+        deployer,
+        args.deployer,
+        waits=bool(waits),
+        returns_early=waits is False,
+        dry_run=bool(setting("dry_run")),
+        takes_log_stream=takes_log_stream,
     )
 
 
@@ -176,7 +185,7 @@ def deploy_and_report(
         print(json.dumps(_summary(handle, choice, image), indent=2))
     elif choice.dry_run:
         _print_yaml(handle.manifests)
-    elif not choice.waits:
+    elif choice.returns_early:
         summary = _summary(handle, choice, image)
         where = "/".join(str(summary[k]) for k in ("namespace", "name") if summary[k])
         print(" ".join(str(x) for x in (summary["kind"], where) if x) + f": {summary['state']}")

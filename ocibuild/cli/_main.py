@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._options import (
+    OneLineFormatter,
     UsageError,
     add_destination,
     add_image_options,
@@ -285,20 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-class _OneLine(logging.Formatter):
-    """``ocibuild: warning: MESSAGE`` on one line, as errors are shown."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = " ".join(record.getMessage().split())
-        return f"ocibuild: {record.levelname.lower()}: {text}"
-
-
 def _show_warnings() -> None:
     """ocibuild's warnings reach stderr once each, one line, whoever logged them."""
     logger = logging.getLogger("ocibuild")
-    if not any(isinstance(h.formatter, _OneLine) for h in logger.handlers):
+    if not any(isinstance(h.formatter, OneLineFormatter) for h in logger.handlers):
         handler = logging.StreamHandler()
-        handler.setFormatter(_OneLine())
+        handler.setFormatter(OneLineFormatter())
         handler.setLevel(logging.DEBUG if os.environ.get("OCIBUILD_DEBUG") else logging.WARNING)
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if os.environ.get("OCIBUILD_DEBUG") else logging.INFO)

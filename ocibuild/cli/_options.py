@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import shlex
 import sys
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from ..transports.registry import RegistryOptions
 
 __all__ = [
+    "OneLineFormatter",
     "UsageError",
     "add_destination",
     "add_image_options",
@@ -30,6 +32,14 @@ __all__ = [
 
 class UsageError(Exception):
     """A bad option value found after argparse (exit status 2)."""
+
+
+class OneLineFormatter(logging.Formatter):
+    """``ocibuild: warning: MESSAGE`` on one line, as errors are shown."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = " ".join(record.getMessage().split())
+        return f"ocibuild: {record.levelname.lower()}: {text}"
 
 
 def add_registry_options(parser: argparse.ArgumentParser) -> None:

@@ -1,9 +1,10 @@
-"""The pipeline's sub-commands: ``build``, ``run`` and ``plugins``.
+"""The pipeline's sub-commands: ``build``, ``run``, ``deploy`` and ``plugins``.
 
 ``ocibuild build TARGET --to REF`` preprocesses TARGET (a file, a directory, a notebook) and
 appends it to ``--base`` (default ``python:X.Y-slim`` for this Python) with the append
 builder; ``ocibuild run TARGET --deployer NAME`` builds the same way and deploys; ``ocibuild
-plugins`` lists installed plugins and the names they provide.
+deploy IMAGE`` deploys an image that exists (:mod:`._deploy`); ``ocibuild plugins`` lists
+installed plugins and the names they provide.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import json
 import sys
 from typing import Any
 
+from ._deploy import add_deploy_command, add_deployer_options
 from ._options import add_destination, add_image_options, add_registry_options
 
 __all__ = ["add_pipeline_commands"]
 
 
 def add_pipeline_commands(subparsers: Any) -> None:
-    """Add ``build``, ``run`` and ``plugins`` to the CLI's sub-command parsers."""
+    """Add ``build``, ``run``, ``deploy`` and ``plugins`` to the CLI's sub-command parsers."""
     p = subparsers.add_parser(
         "build",
         help="build a Python file, directory or notebook into an image",
@@ -46,22 +48,10 @@ def add_pipeline_commands(subparsers: Any) -> None:
     )
     p.add_argument("--image-name", default=None, metavar="NAME", help="default: ocibuild-job")
     p.add_argument("--tag", metavar="TAG", help="tag instead of the content-derived one")
-    p.add_argument(
-        "--deployer",
-        "-d",
-        default="job",
-        metavar="NAME",
-        help="job (needs a Kubernetes cluster), local (a quick check with this "
-        "machine's Python, not a container), or a plugin's deployer",
-    )
-    p.add_argument(
-        "--deployer-option",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="a deployer parameter (string value), e.g. namespace=team",
-    )
+    add_deployer_options(p)
     p.set_defaults(func=cmd_run)
+
+    add_deploy_command(subparsers)
 
     p = subparsers.add_parser("plugins", help="list installed plugins and the names they provide")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -151,14 +141,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``ocibuild run``: build, print the reference, deploy."""
-    from ..pipeline._run import build_image, create, deploy_image
-    from ._options import UsageError, parse_pairs
+    """``ocibuild run``: build, print the reference, deploy (see :mod:`._deploy`)."""
+    from ..pipeline._run import build_image, deploy_image
+    from ._deploy import choose_deployer, deploy_and_report
+    from ._options import UsageError
 
     if bool(args.to) == bool(args.registry):
         raise UsageError("give exactly one of --to REF and --registry HOST[/NAMESPACE]")
-    options = parse_pairs(args.deployer_option, "deployer-option")
-    deployer = create("deployer", args.deployer, options)
+    choice = choose_deployer(args)  # before the build: a bad option costs no push
     builder = _builder(
         args,
         _preprocessor(args),
@@ -168,8 +158,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         tag=args.tag,
     )
     result = build_image(builder)
-    _print_build(args, result)
-    deploy_image(deployer, builder, result)
+    deploy_and_report(
+        args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
+    )
     return 0
 
 

@@ -253,6 +253,10 @@ class PodFollower:
                 response.shutdown()
             except Exception:  # already closed
                 _log.debug("shutting a log stream failed")
+        # Shut streams end their threads at once; none is left reading at interpreter exit.
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2.0)
 
     # -- the threads' side ------------------------------------------------------------------
 

@@ -50,6 +50,10 @@ def bench(session: nox.Session) -> None:
         "/usr/bin/time=time",
         external=True,
     )
-    session.install("-e", ".", "matplotlib")
+    # The test extra: benchmarks.deploy starts tests.support's cluster with the official client.
+    session.install("-e", ".[test]", "matplotlib")
     session.run("python", "-m", "benchmarks.run", "--install-fairing", *session.posargs)
     session.run("python", "-m", "benchmarks.deps")
+    # Needs the Kubernetes test bed built (scripts/kube-tools.sh); --quick passes through.
+    quick = [a for a in session.posargs if a == "--quick"]
+    session.run("python", "-m", "benchmarks.deploy", *quick)

@@ -173,14 +173,23 @@ class KubeAccess:
         """``BatchV1Api`` on this cluster."""
         return import_kubernetes().client.BatchV1Api(self.api)
 
-    def call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def call(
+        self,
+        what: str,
+        method: Callable[..., Any],
+        *args: Any,
+        missing_ok: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         """``method(*args, **kwargs)`` of a typed API, answered as the API's JSON; a failure
-        is a DeployError starting with ``what``."""
+        is a DeployError starting with ``what``. With ``missing_ok``, 404 answers None."""
         kubernetes = import_kubernetes()
         self.requests += 1
         try:
             response = method(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
         except kubernetes.client.ApiException as err:
+            if missing_ok and err.status == 404:
+                return None
             raise api_error(what, err) from None
         except ValueError as err:  # the client's own check of the body (pydantic's, in v35+)
             detail = "; ".join(str(err).splitlines()[1:3]) or str(err)
@@ -202,18 +211,14 @@ class KubeAccess:
 
     def secret_exists(self, name: str, namespace: str) -> bool:
         """Whether the secret ``name`` is in ``namespace`` (Fairing's ``KubeManager`` method)."""
-        try:
-            self.call(
-                f"reading secret {namespace}/{name}",
-                self.core().read_namespaced_secret,
-                name,
-                namespace,
-            )
-        except DeployError as err:
-            if getattr(err, "status", None) == 404:
-                return False
-            raise
-        return True
+        secret = self.call(
+            f"reading secret {namespace}/{name}",
+            self.core().read_namespaced_secret,
+            name,
+            namespace,
+            missing_ok=True,
+        )
+        return secret is not None
 
     def watch(
         self,

@@ -361,16 +361,13 @@ def pull_secret(
 
 
 def _delete_secret(access: KubeAccess, namespace: str, name: str) -> None:
-    try:
-        access.call(
-            f"deleting the image pull secret {namespace}/{name}",
-            access.core().delete_namespaced_secret,
-            name,
-            namespace,
-        )
-    except KubeApiError as err:
-        if err.status != 404:
-            raise
+    access.call(
+        f"deleting the image pull secret {namespace}/{name}",
+        access.core().delete_namespaced_secret,
+        name,
+        namespace,
+        missing_ok=True,
+    )
 
 
 @dataclass
@@ -443,20 +440,19 @@ class JobRun:
     def status(self) -> DeployStatus:
         """The Job's phase now (asks the API server); once the Job is deleted, the phase it
         had last."""
-        try:
-            self.job = self.access.call(
-                f"reading {self.what}",
-                self.access.batch().read_namespaced_job,
-                self.name,
-                self.namespace,
-            )
-        except KubeApiError as err:
-            if err.status != 404:
-                raise
+        job = self.access.call(
+            f"reading {self.what}",
+            self.access.batch().read_namespaced_job,
+            self.name,
+            self.namespace,
+            missing_ok=True,
+        )
+        if job is None:
             last = job_status(self.job, self.pods)
             if last.done:
                 return DeployStatus(last.phase, f"{last.message}; the Job is deleted")
             return DeployStatus("unknown", "the Job was deleted before it finished")
+        self.job = job
         pods = self._list_pods()
         return job_status(self.job, {p["metadata"]["name"]: p for p in pods})
 
@@ -493,17 +489,14 @@ class JobRun:
         wait until they are gone; deleting twice is not an error."""
         if not self.deleted:
             body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Foreground"}
-            try:
-                self.access.call(
-                    f"deleting {self.what}",
-                    self.access.batch().delete_namespaced_job,
-                    self.name,
-                    self.namespace,
-                    body=body,
-                )
-            except KubeApiError as err:
-                if err.status != 404:
-                    raise
+            self.access.call(
+                f"deleting {self.what}",
+                self.access.batch().delete_namespaced_job,
+                self.name,
+                self.namespace,
+                body=body,
+                missing_ok=True,
+            )
             if self.secret is not None:
                 _delete_secret(self.access, self.namespace, self.secret)
             self.deleted = True
@@ -667,7 +660,7 @@ class JobRun:
     def _wait_gone(self) -> None:
         """Until the Job is gone (Foreground deletion removes its pods first)."""
         jobs = self.access.batch().list_namespaced_job
-        selector = {"field_selector": f"metadata.name={self.name}"}
+        selector: dict[str, Any] = {"field_selector": f"metadata.name={self.name}"}
         listed = self.access.call(f"reading {self.what}", jobs, self.namespace, **selector)
         if not listed.get("items"):
             return

@@ -53,9 +53,13 @@ from .oci import (
 from .pipeline._errors import (
     DependencyError,
     DeployError,
+    DeployTimeoutError,
+    JobFailedError,
     NoClusterError,
     PipelineError,
     PluginError,
+    PodPendingError,
+    WorkloadFailedError,
 )
 from .transports import set_prefix_resolver
 
@@ -66,6 +70,7 @@ __all__ = [
     "CredentialError",
     "DependencyError",
     "DeployError",
+    "DeployTimeoutError",
     "Descriptor",
     "Digest",
     "DigestMismatchError",
@@ -77,6 +82,7 @@ __all__ = [
     "InvalidOptionError",
     "InvalidPlatformError",
     "InvalidReferenceError",
+    "JobFailedError",
     "Layer",
     "LayerCache",
     "LayerDigests",
@@ -90,6 +96,7 @@ __all__ = [
     "PipelineError",
     "Platform",
     "PluginError",
+    "PodPendingError",
     "Reference",
     "RegistryError",
     "RetryBudgetExceededError",
@@ -97,6 +104,7 @@ __all__ = [
     "TarballError",
     "TarballLayer",
     "TransportError",
+    "WorkloadFailedError",
     "WriteResult",
     "__version__",
     "config",

@@ -6,7 +6,8 @@ OCIBuildError
     ├── DependencyError           requirements could not be resolved into wheels
     └── DeployError               a deployer could not run the image
         ├── NoClusterError        no Kubernetes configuration or cluster was found
-        ├── JobFailedError        the workload ran and failed (reason, pod, exit code, log)
+        ├── WorkloadFailedError   the workload ran and failed (reason, pod, exit code, log)
+        │   └── JobFailedError    ... and it was a job (a Job, TrainJob, PyTorchJob, ...)
         ├── PodPendingError       a pod stayed Pending (Unschedulable, ImagePullBackOff, ...)
         └── DeployTimeoutError    the workload did not finish in time
 """
@@ -26,6 +27,8 @@ __all__ = [
     "PipelineError",
     "PluginError",
     "PodPendingError",
+    "WorkloadFailedError",
+    "reworded",
 ]
 
 
@@ -49,9 +52,9 @@ class NoClusterError(DeployError):
     """No Kubernetes configuration or reachable cluster was found."""
 
 
-class JobFailedError(DeployError):
-    """The Job failed: ``reason`` is its Failed condition's, ``pod``/``exit_code`` the failing
-    pod's, ``log_tail`` the last lines of that pod's log."""
+class WorkloadFailedError(DeployError):
+    """The workload failed: ``reason`` is its status's (or the pod's, CrashLoopBackOff),
+    ``pod``/``exit_code`` the failing pod's, ``log_tail`` the last lines of that pod's log."""
 
     def __init__(
         self,
@@ -69,6 +72,10 @@ class JobFailedError(DeployError):
         self.log_tail = list(log_tail)
 
 
+class JobFailedError(WorkloadFailedError):
+    """A job failed (a Job, TrainJob, PyTorchJob, TFJob): see :class:`WorkloadFailedError`."""
+
+
 class PodPendingError(DeployError):
     """A pod stayed Pending for a reason (Unschedulable, ImagePullBackOff, ...) longer than
     ``pending_timeout``."""
@@ -81,3 +88,11 @@ class PodPendingError(DeployError):
 
 class DeployTimeoutError(DeployError):
     """The workload did not finish within ``timeout`` seconds (it is still there)."""
+
+
+def reworded(err: DeployError, message: str) -> DeployError:
+    """``err`` with another message and the same fields (a copy; ``err`` is unchanged)."""
+    new = type(err).__new__(type(err))
+    new.__dict__.update(err.__dict__)
+    new.args = (message,)
+    return new

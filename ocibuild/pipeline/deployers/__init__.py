@@ -6,7 +6,8 @@
 from .._protocols import Deployer, DeployHandle, DeployStatus, PodSpecMutator
 from ._base import check_pod_spec_mutators, image_of
 from ._kube import KubeAccess, find_kube_config
-from .job import DryRun, Job, JobRun, job_status
+from ._workload import DryRun, KubeDeployer, Resource, WorkloadRun
+from .job import Job, JobRun, job_status
 from .local import LocalDeployer, LocalRun
 
 __all__ = [
@@ -17,9 +18,12 @@ __all__ = [
     "Job",
     "JobRun",
     "KubeAccess",
+    "KubeDeployer",
     "LocalDeployer",
     "LocalRun",
     "PodSpecMutator",
+    "Resource",
+    "WorkloadRun",
     "check_pod_spec_mutators",
     "find_kube_config",
     "image_of",

@@ -50,7 +50,8 @@ _LOG_IDLE_SECONDS = 1.5
 
 @dataclass(frozen=True)
 class PodTrouble:
-    """A pod held in Pending: ``reason`` (Unschedulable, ImagePullBackOff, ...) and since when."""
+    """A pod held in Pending (``reason`` Unschedulable, ImagePullBackOff, ...) or crashing
+    (CrashLoopBackOff), and since when."""
 
     pod: str
     reason: str
@@ -58,9 +59,10 @@ class PodTrouble:
     since: float  # time.monotonic() when first seen
 
     def describe(self) -> str:
-        """``pod NAME is Pending: REASON: MESSAGE``."""
+        """``pod NAME is Pending: REASON: MESSAGE`` (or ``is in CrashLoopBackOff``)."""
         message = " ".join(self.message.split())
-        return f"pod {self.pod} is Pending: {self.reason}" + (f": {message}" if message else "")
+        state = "is in" if self.reason == "CrashLoopBackOff" else "is Pending:"
+        return f"pod {self.pod} {state} {self.reason}" + (f": {message}" if message else "")
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,13 @@ class PodsChanged:
 
 
 def pending_trouble(pod: dict[str, Any]) -> tuple[str, str] | None:
-    """``(reason, message)`` when ``pod`` is Pending for a reason that will not pass by itself."""
+    """``(reason, message)`` when ``pod`` is Pending for a reason that will not pass by itself,
+    or a container of it keeps crashing (CrashLoopBackOff, in any phase)."""
     status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or ():
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") == "CrashLoopBackOff":
+            return "CrashLoopBackOff", str(waiting.get("message") or "")
     if status.get("phase") not in (None, "Pending"):
         return None
     for condition in status.get("conditions") or ():

@@ -13,7 +13,9 @@ manifests, dry run, pull secret, create, follow, clean up); a deployer gives it
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import logging
 import re
 import secrets
@@ -49,6 +51,7 @@ __all__ = [
     "Resource",
     "WorkloadRun",
     "condition_text",
+    "pull_secret",
     "true_conditions",
 ]
 
@@ -213,6 +216,44 @@ def name_prefix(name: str | None, image: str, default: str) -> str:
     return cleaned + "-"
 
 
+def pull_secret(
+    name: str, namespace: str, image: str, labels: Mapping[str, str], *, credentials: bool
+) -> dict[str, Any]:
+    """A ``kubernetes.io/dockerconfigjson`` secret for the registry of ``image``, from
+    ocibuild's own credential sources; without ``credentials`` the entry is left empty (what
+    a dry run shows)."""
+    from ...oci import Reference
+    from ...transports.registry import RegistryOptions, find_credential
+
+    reference = Reference.parse(image.split("@")[0])
+    key = "https://index.docker.io/v1/" if reference.registry == "docker.io" else reference.registry
+    entry: dict[str, str] = {}
+    if credentials:
+        found = find_credential(reference.registry, reference.repository, RegistryOptions())
+        if found.username is None or found.password is None:
+            what = "an identity token" if found.identity_token else "no user name and password"
+            raise DeployError(
+                f"image_pull_secret=True: ocibuild has {what} for {reference.registry} "
+                f"(source: {found.source}), and a cluster pulls with a user name and "
+                f"password: run 'ocibuild login {reference.registry}', or create the secret "
+                "yourself and pass its name"
+            )
+        pair = f"{found.username}:{found.password}".encode()
+        entry = {
+            "username": found.username,
+            "password": found.password,
+            "auth": base64.b64encode(pair).decode(),
+        }
+    document = json.dumps({"auths": {key: entry}}, separators=(",", ":")).encode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "data": {".dockerconfigjson": base64.b64encode(document).decode()},
+    }
+
+
 @dataclass
 class DryRun:
     """What a ``dry_run`` deploy would create; nothing was. ``manifests`` are the objects."""
@@ -339,8 +380,6 @@ class KubeDeployer:
                 pulls.append({"name": secret_name})
         manifests = self.manifests(pod_spec, namespace, name)
         if self.image_pull_secret is True:
-            from .job import pull_secret
-
             secret = pull_secret(f"{name}-pull", namespace, image, self.labels, credentials=False)
             manifests.insert(0, secret)
         if self.dry_run:
@@ -359,8 +398,6 @@ class KubeDeployer:
     def _create(
         self, manifests: list[dict[str, Any]], namespace: str, name: str, image: str
     ) -> WorkloadRun:
-        from .job import pull_secret
-
         *others, workload = manifests
         secret_name: str | None = None
         created_first: list[tuple[Resource, str]] = []

@@ -12,7 +12,6 @@ with its pods (``cleanup=True``); a failed one is kept for inspection unless
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
@@ -42,7 +41,6 @@ __all__ = [
     "job_status",
     "object_metadata",
     "pod_template",
-    "pull_secret",
     "runtime_pod_spec",
 ]
 
@@ -226,41 +224,3 @@ def object_metadata(
     if annotations:
         metadata["annotations"] = dict(annotations)
     return metadata
-
-
-def pull_secret(
-    name: str, namespace: str, image: str, labels: Mapping[str, str], *, credentials: bool
-) -> dict[str, Any]:
-    """A ``kubernetes.io/dockerconfigjson`` secret for the registry of ``image``, from
-    ocibuild's own credential sources; without ``credentials`` the entry is left empty (what
-    a dry run shows)."""
-    from ...oci import Reference
-    from ...transports.registry import RegistryOptions, find_credential
-
-    reference = Reference.parse(image.split("@")[0])
-    key = "https://index.docker.io/v1/" if reference.registry == "docker.io" else reference.registry
-    entry: dict[str, str] = {}
-    if credentials:
-        found = find_credential(reference.registry, reference.repository, RegistryOptions())
-        if found.username is None or found.password is None:
-            what = "an identity token" if found.identity_token else "no user name and password"
-            raise DeployError(
-                f"image_pull_secret=True: ocibuild has {what} for {reference.registry} "
-                f"(source: {found.source}), and a cluster pulls with a user name and "
-                f"password: run 'ocibuild login {reference.registry}', or create the secret "
-                "yourself and pass its name"
-            )
-        pair = f"{found.username}:{found.password}".encode()
-        entry = {
-            "username": found.username,
-            "password": found.password,
-            "auth": base64.b64encode(pair).decode(),
-        }
-    document = json.dumps({"auths": {key: entry}}, separators=(",", ":")).encode()
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/dockerconfigjson",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-        "data": {".dockerconfigjson": base64.b64encode(document).decode()},
-    }

@@ -175,7 +175,7 @@ def test_pods_get_the_mutators_changes_through_the_runtime_patch(bed: Bed, tmp_p
         spec.setdefault("volumes", []).append({"name": "data", "emptyDir": {}})
         container = spec["containers"][0]
         container.setdefault("volumeMounts", []).append({"name": "data", "mountPath": "/data"})
-        container["env"].append({"name": "EPOCHS", "value": "3"})
+        container.setdefault("env", []).append({"name": "EPOCHS", "value": "3"})
         spec["tolerations"] = [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
     deployer = bed.deployer(

@@ -25,14 +25,16 @@ from .._errors import DeployError
 from .._protocols import DeployStatus, PodSpec, PodSpecMutator
 from ._kube import KubeApiError
 from ._workload import (
+    POD,
     Cleanup,
     KubeDeployer,
     Resource,
     WorkloadRun,
     condition_text,
     true_conditions,
+    wait_all_gone,
 )
-from .job import object_metadata, pod_template, runtime_pod_spec
+from .job import JOB, object_metadata, pod_template, runtime_pod_spec
 
 __all__ = ["TRAINJOB", "PATCH_MANAGER", "TrainJob", "TrainJobRun", "trainjob_status"]
 
@@ -324,6 +326,14 @@ class TrainJobRun(WorkloadRun):
         self, obj: Mapping[str, Any], pods: Mapping[str, Mapping[str, Any]] | None = None
     ) -> DeployStatus:
         return trainjob_status(obj, pods, self.deployer.num_nodes)
+
+    def delete(self) -> None:
+        """Delete the TrainJob with its JobSet, Jobs and pods, and wait until all are gone."""
+        super().delete()
+        # The TrainJob goes once its JobSet has, but the garbage collector deletes the
+        # JobSet's Jobs (and their pods) in the background after that: wait for them too.
+        for resource in (JOB, POD):
+            wait_all_gone(self.access, resource, self.namespace, self.selector, self.what)
 
 
 TrainJob.run_class = TrainJobRun

@@ -36,15 +36,10 @@ KINDS = {
 TWO_TYPES = {"pytorchjob": {"worker_count": 2}, "tfjob": {"chief_count": 1, "worker_count": 2}}
 
 
-def pod_spec() -> PodSpec:
+def pod_spec(**container: Any) -> PodSpec:
     spec: dict[str, Any] = {
         "containers": [
-            {
-                "name": "main",
-                "image": IMAGE,
-                "command": ["python", "train.py"],
-                "resources": {"limits": {"nvidia.com/gpu": 1, "cpu": "1"}},
-            }
+            {"name": "main", "image": IMAGE, "command": ["python", "train.py"], **container}
         ]
     }
     return spec  # type: ignore[return-value]
@@ -121,7 +116,7 @@ def test_success_streams_every_replicas_log_prefixed(bed: Bed, tmp_path: Path) -
     assert bed.left() == []
 
 
-def test_mutators_reach_every_replica_and_ps_loses_its_gpus(bed: Bed) -> None:
+def test_mutators_reach_every_replica(bed: Bed) -> None:
     def mount_data(pod_spec: PodSpec, namespace: str) -> None:
         spec: Any = pod_spec
         spec.setdefault("volumes", []).append({"name": "data", "emptyDir": {}})
@@ -140,15 +135,14 @@ def test_mutators_reach_every_replica_and_ps_loses_its_gpus(bed: Bed) -> None:
     )
     run = created(deployer.deploy(pod_spec()))
     expected = 4 if bed.kind == "tfjob" else 3
-    pods = wait_for(lambda: (p := bed.pods(run.name)) and len(p) == expected and p, 30, "pods")
+    pods = wait_for(lambda: p if len(p := bed.pods(run.name)) == expected else None, 30, "pods")
     for pod in pods:
         rtype = pod["metadata"]["labels"][REPLICA_TYPE]
         assert {"name": "data", "emptyDir": {}} in pod["spec"]["volumes"]
         assert pod["spec"]["restartPolicy"] == "Never"  # what ExitCode runs pods with
         (container,) = [c for c in pod["spec"]["containers"] if c["name"] == bed.container]
         assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"]
-        limits = container["resources"]["limits"]
-        assert ("nvidia.com/gpu" in limits) == (rtype != "ps"), (rtype, limits)
+        assert rtype in ("master", "worker", "chief", "ps")
     (job,) = bed.get(bed.plural)
     wanted = {"cleanPodPolicy": "All", "backoffLimit": 1, "ttlSecondsAfterFinished": 600}
     assert wanted.items() <= job["spec"]["runPolicy"].items()
@@ -194,7 +188,9 @@ def test_image_pull_backoff_then_pending_timeout(bed: Bed) -> None:
 
 
 def test_dry_run_passes_the_real_crd_and_delete_leaves_nothing(bed: Bed) -> None:
-    dry = bed.deployer(dry_run=True, active_deadline_seconds=600).deploy(pod_spec())
+    gpus = {"resources": {"limits": {"nvidia.com/gpu": 1, "cpu": "1"}}}
+    deployer = bed.deployer(dry_run=True, active_deadline_seconds=600)
+    dry = deployer.deploy(pod_spec(**gpus))
     assert isinstance(dry, DryRun)
     (manifest,) = dry.manifests
     out = bed.cluster.kubectl(
@@ -204,6 +200,9 @@ def test_dry_run_passes_the_real_crd_and_delete_leaves_nothing(bed: Bed) -> None
     assert applied["spec"]["runPolicy"]["activeDeadlineSeconds"] == 600
     types = {"pytorchjob": {"Master", "Worker"}, "tfjob": {"Chief", "Worker"}}[bed.kind]
     assert set(applied["spec"][bed.replica_key]) == types
+    for rspec in applied["spec"][bed.replica_key].values():
+        (container,) = rspec["template"]["spec"]["containers"]
+        assert container["resources"]["limits"] == {"nvidia.com/gpu": 1, "cpu": "1"}
     assert bed.left() == []
     run = created(bed.deployer(Scenario.SLOW, wait=False).deploy(pod_spec()))
     wait_for(lambda: len(bed.pods(run.name)) == 3 or None, 30, "3 pods")
@@ -224,6 +223,17 @@ def test_cli_dry_run_json_no_wait(bed: Bed, tmp_path: Path) -> None:
     assert started.returncode == 0, started.stderr
     shown = json.loads(started.stdout)
     assert [j["metadata"]["name"] for j in bed.get(bed.plural)] == [shown["name"]]
+
+
+def test_parameter_servers_get_no_gpus() -> None:
+    gpus = {"resources": {"limits": {"nvidia.com/gpu": 2, "amd.com/gpu": 1, "cpu": "2"}}}
+    dry = TFJob(worker_count=2, ps_count=1, dry_run=True).manifests(pod_spec(**gpus), "ns", "x")
+    replicas = dry[0]["spec"]["tfReplicaSpecs"]
+    limits = {
+        t: r["template"]["spec"]["containers"][0]["resources"]["limits"]
+        for t, r in replicas.items()
+    }
+    assert limits == {"PS": {"cpu": "2"}, "Worker": gpus["resources"]["limits"]}
 
 
 @pytest.mark.parametrize(

@@ -182,7 +182,7 @@ def test_pods_get_the_mutators_changes_through_the_runtime_patch(bed: Bed, tmp_p
         Scenario.SLOW, num_nodes=2, pod_spec_mutators=[mount_data], wait=False, cleanup=False
     )
     run = created(deployer.deploy(pod_spec()))
-    pods = wait_for(lambda: (p := bed.pods(run.name)) and len(p) == 2 and p, 30, "2 pods")
+    pods = wait_for(lambda: p if len(p := bed.pods(run.name)) == 2 else None, 30, "2 pods")
     for pod in pods:
         assert pod["metadata"]["labels"][SCENARIO_LABEL] == Scenario.SLOW
         assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "ocibuild"

@@ -397,7 +397,12 @@ def old_trainer_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ku
     crd = old_trainjob_crd()
     with start_kube_cluster(find_kube_bin(), tmp_path_factory.mktemp("kwok-old")) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/trainjobs.trainer.kubeflow.org")
+        cluster.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=120s",
+            "crd/trainjobs.trainer.kubeflow.org",
+        )
         yield cluster
 
 

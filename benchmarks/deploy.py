@@ -1,4 +1,5 @@
-"""Deploy benchmark: ``python -m benchmarks.deploy [--quick] [--repeat N] [--tools ...]``.
+"""Deploy benchmark: ``python -m benchmarks.deploy [--quick] [--repeat N] [--tools ...]
+[--workloads job,trainjob,pytorchjob,tfjob]``.
 
 The seed example (``set_preprocessor("python", input_files=["main.py"])``, ``set_builder(
 "append", base_image=..., registry=..., push=True)``, ``set_deployer("job", namespace=...,
@@ -11,11 +12,20 @@ base image serve the whole run. Each tool first runs once untimed (the registry 
 layers: "warm"; its venv has its .pyc files), then ``--repeat`` timed rounds, each in a fresh
 namespace whose pods are labelled ``ocibuild.test/scenario=slow`` (Running for 3 s, then
 Succeeded) and serve a two-line log.
+
+Besides the Job (``job``), ``--workloads`` takes ``trainjob`` (2 nodes, through the real Trainer v2
+and JobSet controllers; ocibuild only, Fairing has no TrainJob), ``pytorchjob`` (Master + Worker)
+and ``tfjob`` (2 Workers) through the real Training Operator v1: those install the test bed's
+Kubeflow controllers on the cluster (``OCIBUILD_KUBEFLOW_DIR``). Fairing's v1 deployers follow
+logs by labels the operator no longer sets (``pytorch-job-name``, ``tf-job-name``), so they would
+wait forever: they run with ``stream_log=False`` and return once the job is created, while
+ocibuild's follow every pod's log to the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -33,7 +43,7 @@ from tests.support import SCENARIO_LABEL, Scenario
 
 from .baseimage import ensure_base
 from .fairing import install_hint, install_venv
-from .kube import WATCHER_AGENT, AuditedCluster, Watcher, audited_cluster, end_log
+from .kube import WATCHER_AGENT, WORKLOADS, AuditedCluster, Watcher, audited_cluster, end_log
 from .measure import BenchError
 from .registry import Registry, start_registry
 from .report import machine_info
@@ -44,14 +54,15 @@ __all__ = ["main"]
 _HERE = Path(__file__).resolve().parent
 DRIVER = _HERE / "deploy_driver.py"
 TOOLS = ("ocibuild", "fairing")
-STEPS = ("job_created", "pod_running", "job_complete", "returned")
+STEPS = ("job_created", "pod_running", "all_running", "job_complete", "returned")
 # Before config.run(), from the driver's start: the tool's imports (and the seed's set_ calls).
 EXTRA = ("imports", "script")
 ROWS = (*STEPS, *EXTRA, "requests")
 _TITLES = {
-    "job_created": "to Job created",
+    "job_created": "to workload created",
     "pod_running": "to first pod Running",
-    "job_complete": "to Job Complete",
+    "all_running": "to all pods Running",
+    "job_complete": "to Complete/Succeeded",
     "returned": "to run() returned",
     "imports": "imports, before run()",
     "script": "script start to run() returned",
@@ -61,6 +72,19 @@ _MAIN_PY = 'print("hello from the deploy benchmark")\n'
 _LOG = "2026-01-01T00:00:00.000000000Z stdout F hello from the deploy benchmark\n" * 2
 # After run() returns, how long to wait for the Complete the tool did not wait for.
 _SETTLE_S = 15.0
+# Each workload's deployer options, per tool (Fairing's option names where it has the kind).
+_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "job": {"ocibuild": {}, "fairing": {}},
+    "trainjob": {"ocibuild": {"num_nodes": 2}},
+    "pytorchjob": {
+        "ocibuild": {"master_count": 1, "worker_count": 1},
+        "fairing": {"master_count": 1, "worker_count": 1, "stream_log": False},
+    },
+    "tfjob": {
+        "ocibuild": {"worker_count": 2},
+        "fairing": {"worker_count": 2, "stream_log": False},
+    },
+}
 
 
 def _python(tool: str, args: argparse.Namespace) -> Path:
@@ -76,7 +100,12 @@ def _python(tool: str, args: argparse.Namespace) -> Path:
 
 
 def _run_once(
-    tool: str, args: argparse.Namespace, bed: AuditedCluster, registry: Registry, work: Path
+    tool: str,
+    args: argparse.Namespace,
+    bed: AuditedCluster,
+    registry: Registry,
+    work: Path,
+    workload: str = "job",
 ) -> dict[str, Any]:
     """One ``config.run()`` in a fresh namespace: the driver's times, the watcher's, requests."""
     cluster = bed.cluster
@@ -105,6 +134,9 @@ def _run_once(
         namespace,
         "--label",
         f"{SCENARIO_LABEL}={Scenario.SLOW}",
+        "--deployer",
+        workload,
+        *(f"--option={k}={json.dumps(v)}" for k, v in _OPTIONS[workload][tool].items()),
     ]
     env = {
         **os.environ,
@@ -116,7 +148,8 @@ def _run_once(
     }
     offset = bed.audit.offset()
     try:
-        with Watcher(cluster.kubeconfig, namespace, lambda: end_log(logs_file)) as watcher:
+        done = lambda: end_log(logs_file)  # noqa: E731
+        with Watcher(cluster.kubeconfig, namespace, done, WORKLOADS[workload]) as watcher:
             try:
                 proc = subprocess.run(
                     argv, env=env, capture_output=True, text=True, timeout=args.timeout
@@ -148,6 +181,7 @@ def _run_once(
     steps = {
         "job_created": timeline.job_created,
         "pod_running": timeline.pod_running,
+        "all_running": timeline.all_running,
         "job_complete": timeline.job_complete,
         "returned": out["t_return"],
     }
@@ -155,6 +189,9 @@ def _run_once(
     seconds["imports"] = round(t0 - out["t_start"], 4)
     seconds["script"] = round(out["t_return"] - out["t_start"], 4)
     mine = requests.get(out["user_agent"], Counter())
+    # The test bed's KServe stand-in polls InferenceServices from this process, under the
+    # same client user agent as the tools; no tool here reads them.
+    mine = Counter({k: v for k, v in mine.items() if "inferenceservices" not in k})
     return {
         "namespace": namespace,
         "seconds": seconds,
@@ -188,14 +225,21 @@ def _fmt(key: str, value: float | None) -> str:
     return f"{value:.0f}" if key == "requests" else f"{value:.2f} s"
 
 
-def render(results: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> str:
-    """One table per tool (medians), then Fairing / ocibuild per column."""
-    keys = ROWS
+def render(by_workload: dict[str, dict[str, list[dict[str, Any]]]], meta: dict[str, Any]) -> str:
+    """Per workload: one table per tool (medians), then Fairing / ocibuild per column."""
     lines = [
         f"deploy: seed example, {meta['repeat']} round(s), medians; seconds from config.run() "
-        "(the last two from the driver script's start)",
+        "(the imports and script rows from the driver script's start)",
         "",
     ]
+    for workload, results in by_workload.items():
+        lines += [f"## {workload}", "", *_render_one(results)]
+    return "\n".join(lines)
+
+
+def _render_one(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    keys = ROWS
+    lines: list[str] = []
     medians = {tool: {k: _median(s, k) for k in keys} for tool, s in results.items()}
     for tool, samples in results.items():
         lines += [f"### {tool}", "", "| | median | rounds |", "|---|---:|---|"]
@@ -218,7 +262,7 @@ def render(results: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> st
             ratio = f"{f / o:.2f}" if o and f is not None else "—"
             lines.append(f"| {_TITLES[key]} | {ratio} |")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def _write(out_dir: Path, stamp: str, record: dict[str, Any], text: str) -> None:
@@ -234,6 +278,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="one round per tool")
     p.add_argument("--repeat", type=int, default=None, help="timed rounds (default 5; 1 quick)")
     p.add_argument("--tools", default="ocibuild,fairing")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="job,trainjob,...")
     p.add_argument("--timeout", type=float, default=300, help="seconds one run() may take")
     p.add_argument("--out", type=Path, default=_HERE / "results")
     p.add_argument("--cache-dir", type=Path, default=None)
@@ -242,6 +287,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.repeat = args.repeat or (1 if args.quick else 5)
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    if unknown := set(args.workloads) - set(WORKLOADS):
+        p.error(
+            f"unknown --workloads {', '.join(sorted(unknown))}: choose from {', '.join(WORKLOADS)}"
+        )
     if unknown := set(args.tools) - set(TOOLS):
         p.error(f"unknown --tools {', '.join(sorted(unknown))}: choose from {', '.join(TOOLS)}")
     args.cache_dir = (args.cache_dir or default_cache_dir()).resolve()
@@ -262,26 +312,45 @@ def run(args: argparse.Namespace) -> str:
     (work / "app").mkdir()
     (work / "app" / "main.py").write_text(_MAIN_PY)
     (work / "docker-config").mkdir()
-    results: dict[str, list[dict[str, Any]]] = {}
-    record: dict[str, Any] = {"started": started, "repeat": args.repeat, "tools": args.tools}
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    record: dict[str, Any] = {
+        "started": started,
+        "repeat": args.repeat,
+        "tools": args.tools,
+        "workloads": args.workloads,
+    }
     try:
-        with audited_cluster(work / "kwok") as bed, start_registry(work) as registry:
+        with contextlib.ExitStack() as stack:
+            bed = stack.enter_context(audited_cluster(work / "kwok"))
+            registry = stack.enter_context(start_registry(work))
+            if set(args.workloads) - {"job"}:
+                from tests.support import find_kubeflow_dir, install_kubeflow
+
+                kubeflow_dir = find_kubeflow_dir()
+                stack.enter_context(install_kubeflow(bed.cluster, kubeflow_dir, work / "kf"))
             registry.push_base(base)
-            for tool in args.tools:
-                print(f"{tool}: one untimed run (warms the registry)", flush=True)
-                _run_once(tool, args, bed, registry, work)
-                results[tool] = []
-                for rnd in range(1, args.repeat + 1):
-                    sample = _run_once(tool, args, bed, registry, work)
-                    results[tool].append(sample)
-                    print(f"  [r{rnd}] {_one_line(sample)}", flush=True)
+            for workload in args.workloads:
+                results[workload] = {}
+                for tool in args.tools:
+                    if tool not in _OPTIONS[workload]:
+                        continue  # Fairing has no TrainJob deployer
+                    print(f"{workload} {tool}: one untimed run (warms the registry)", flush=True)
+                    _run_once(tool, args, bed, registry, work, workload)
+                    results[workload][tool] = []
+                    for rnd in range(1, args.repeat + 1):
+                        sample = _run_once(tool, args, bed, registry, work, workload)
+                        results[workload][tool].append(sample)
+                        print(f"  [r{rnd}] {_one_line(sample)}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     record["machine"] = machine_info(_versions(args))
     record["machine"]["loadavg_at_end"] = os.getloadavg()
     record["samples"] = results
     text = render(results, record)
-    record["medians"] = {t: {k: _median(s, k) for k in ROWS} for t, s in results.items()}
+    record["medians"] = {
+        w: {t: {k: _median(s, k) for k in ROWS} for t, s in by_tool.items()}
+        for w, by_tool in results.items()
+    }
     _write(args.out, started.replace(":", ""), record, text)
     return text
 

@@ -35,9 +35,12 @@ def main() -> int:
     parser.add_argument("--src", required=True)
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--label", action="append", default=[])
+    parser.add_argument("--deployer", default="job")
+    parser.add_argument("--option", action="append", default=[], help="KEY=JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     labels = dict(pair.split("=", 1) for pair in args.label)
+    options = {k: json.loads(v) for k, v in (pair.split("=", 1) for pair in args.option)}
 
     if args.tool == "fairing":
         from kubeflow import fairing
@@ -54,7 +57,7 @@ def main() -> int:
         image_name=args.image_name,
         push=True,
     )
-    fairing.config.set_deployer("job", namespace=args.namespace, labels=labels)
+    fairing.config.set_deployer(args.deployer, namespace=args.namespace, labels=labels, **options)
     # The client's own name for itself ("OpenAPI-Generator/37.0.2/python",
     # "Swagger-Codegen/10.0.1/python"): what the audit log records for the tool's requests.
     user_agent = kubernetes.client.ApiClient().user_agent
@@ -71,7 +74,10 @@ def main() -> int:
     if args.tool == "fairing":
         _pre, builder, deployer = result
         out["image"] = builder.image_tag
-        out["job"] = deployer._created_job.metadata.name
+        if args.deployer == "job":
+            out["job"] = deployer._created_job.metadata.name
+        else:
+            out["job"] = getattr(deployer, f"created_{args.deployer}")["metadata"]["name"]
     else:
         out["image"] = result.image
         out["job"] = result.handle.name

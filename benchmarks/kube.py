@@ -29,7 +29,9 @@ __all__ = [
     "AuditedCluster",
     "Timeline",
     "WATCHER_AGENT",
+    "WORKLOADS",
     "Watcher",
+    "Workload",
     "audited_cluster",
     "end_log",
 ]
@@ -128,6 +130,26 @@ def end_log(logs_file: Path) -> None:
     logs_file.mkdir()
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What the watcher watches besides pods: a kind, the condition that ends it, and how
+    many pods it runs."""
+
+    group: str  # "batch" for Jobs
+    version: str
+    plural: str
+    done: str  # the condition type of success
+    pods: int = 1
+
+
+WORKLOADS = {
+    "job": Workload("batch", "v1", "jobs", "Complete"),
+    "trainjob": Workload("trainer.kubeflow.org", "v1alpha1", "trainjobs", "Complete", 2),
+    "pytorchjob": Workload("kubeflow.org", "v1", "pytorchjobs", "Succeeded", 2),
+    "tfjob": Workload("kubeflow.org", "v1", "tfjobs", "Succeeded", 2),
+}
+
+
 @dataclass
 class Timeline:
     """When (``time.time()``) the watcher first saw each step of the namespace's Job."""
@@ -135,10 +157,12 @@ class Timeline:
     job_created: float | None = None
     pod_created: float | None = None
     pod_running: float | None = None
+    all_running: float | None = None
     pod_done: float | None = None
     job_complete: float | None = None
     job_deleted: float | None = None
     pod_phases: list[str] = field(default_factory=list)
+    running: set[str] = field(default_factory=set)
 
     def as_json(self) -> dict[str, Any]:
         """A plain dict for the results file."""
@@ -146,6 +170,7 @@ class Timeline:
             "job_created": self.job_created,
             "pod_created": self.pod_created,
             "pod_running": self.pod_running,
+            "all_running": self.all_running,
             "pod_done": self.pod_done,
             "job_complete": self.job_complete,
             "job_deleted": self.job_deleted,
@@ -154,17 +179,23 @@ class Timeline:
 
 
 class Watcher:
-    """Two watches (pods, Jobs) on one namespace, in threads of the harness: a sidecar the
-    tools do not share a process with, under its own user agent (left out of their counts)."""
+    """Two watches (pods, the workload: Jobs by default) on one namespace, in threads of the
+    harness: a sidecar the tools do not share a process with, under its own user agent (left
+    out of their counts)."""
 
     def __init__(
-        self, kubeconfig: Path, namespace: str, on_pod_done: Callable[[], None] | None = None
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        on_pod_done: Callable[[], None] | None = None,
+        workload: Workload = WORKLOADS["job"],
     ) -> None:
         import kubernetes
 
         self._kubernetes: Any = kubernetes  # untyped: kept as Any
         self.namespace = namespace
         self.timeline = Timeline()
+        self.workload = workload
         self._on_pod_done = on_pod_done
         self._api = self._kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
         self._api.user_agent = WATCHER_AGENT
@@ -199,18 +230,28 @@ class Watcher:
 
     def _run(self, kind: str) -> None:
         client = self._kubernetes.client
-        api = client.CoreV1Api(self._api) if kind == "pods" else client.BatchV1Api(self._api)
-        lister = api.list_namespaced_pod if kind == "pods" else api.list_namespaced_job
+        lister = client.CoreV1Api(self._api).list_namespaced_pod
+        if kind != "pods":
+            w = self.workload
+            custom = client.CustomObjectsApi(self._api)
+
+            def lister(namespace: str, **kwargs: Any) -> Any:
+                return custom.list_namespaced_custom_object(
+                    w.group, w.version, namespace, w.plural, **kwargs
+                )
+
         watch = self._kubernetes.watch.Watch()
         self._watches.append(watch)
         try:
             listed = lister(self.namespace)
+            version = (
+                listed.metadata.resource_version
+                if kind == "pods"
+                else listed["metadata"]["resourceVersion"]
+            )
             self._ready.wait(timeout=30)
             stream = watch.stream(
-                lister,
-                self.namespace,
-                resource_version=listed.metadata.resource_version,
-                timeout_seconds=600,
+                lister, self.namespace, resource_version=version, timeout_seconds=600
             )
             for event in stream:
                 now = time.time()
@@ -231,17 +272,23 @@ class Watcher:
             t.pod_phases.append(phase)
         if phase == "Running" and t.pod_running is None:
             t.pod_running = now
+        if phase in ("Running", "Succeeded"):
+            t.running.add(pod.metadata.name)
+            if t.all_running is None and len(t.running) >= self.workload.pods:
+                t.all_running = now
         if phase in ("Succeeded", "Failed") and t.pod_done is None:
             t.pod_done = now
             if self._on_pod_done is not None:
                 self._on_pod_done()
 
     def _job(self, kind: str, job: Any, now: float) -> None:
+        # The workload as JSON (custom objects come as dicts; so does a Job here).
         t = self.timeline
         t.job_created = t.job_created or now
-        conditions = (job.status.conditions if job.status else None) or ()
+        conditions = (job.get("status") or {}).get("conditions") or ()
+        done = self.workload.done
         if t.job_complete is None and any(
-            c.type == "Complete" and c.status == "True" for c in conditions
+            c.get("type") == done and c.get("status") == "True" for c in conditions
         ):
             t.job_complete = now
         if kind == "DELETED":

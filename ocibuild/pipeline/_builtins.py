@@ -53,10 +53,17 @@ def ocibuild_builders() -> Mapping[str, BuilderFactory]:
 
 @hookimpl
 def ocibuild_deployers() -> Mapping[str, DeployerFactory]:
-    """``job`` (needs a cluster; see :mod:`ocibuild.deployers.job`) and ``local``."""
-    from .deployers import Job, LocalDeployer
+    """``job`` (needs a cluster; see :mod:`ocibuild.deployers.job`), ``trainjob``,
+    ``pytorchjob``, ``tfjob`` (Kubeflow) and ``local``."""
+    from .deployers import Job, LocalDeployer, PyTorchJob, TFJob, TrainJob
 
-    return {"job": Job, "local": LocalDeployer}
+    return {
+        "job": Job,
+        "trainjob": TrainJob,
+        "pytorchjob": PyTorchJob,
+        "tfjob": TFJob,
+        "local": LocalDeployer,
+    }
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""Deployers: run a built image. Built-in: ``job`` (a Kubernetes batch/v1 Job) and ``local``
+"""Deployers: run a built image. Built-in: ``job`` (a Kubernetes batch/v1 Job), ``trainjob``
+(a Kubeflow Trainer v2 TrainJob), ``pytorchjob`` and ``tfjob`` (Training Operator v1), and ``local``
 (a quick local check, not a container). What a deployer is (:class:`Deployer`,
 :class:`DeployHandle`) lives in :mod:`ocibuild.pipeline`.
 """
@@ -8,7 +9,9 @@ from ._base import check_pod_spec_mutators, image_of
 from ._kube import KubeAccess, find_kube_config
 from ._workload import DryRun, KubeDeployer, Resource, WorkloadRun
 from .job import Job, JobRun, job_status
+from .kubeflow import KubeflowJob, KubeflowJobRun, PyTorchJob, TFJob, TfJob
 from .local import LocalDeployer, LocalRun
+from .trainjob import TrainJob, TrainJobRun
 
 __all__ = [
     "DeployHandle",
@@ -19,10 +22,17 @@ __all__ = [
     "JobRun",
     "KubeAccess",
     "KubeDeployer",
+    "KubeflowJob",
+    "KubeflowJobRun",
     "LocalDeployer",
     "LocalRun",
     "PodSpecMutator",
+    "PyTorchJob",
     "Resource",
+    "TFJob",
+    "TfJob",
+    "TrainJob",
+    "TrainJobRun",
     "WorkloadRun",
     "check_pod_spec_mutators",
     "find_kube_config",

@@ -44,6 +44,7 @@ from ._pods import LogLine, PodFollower, PodTrouble, WorkloadChanged, terminated
 
 __all__ = [
     "MANAGED_BY",
+    "POD",
     "NO_SIDECAR",
     "Cleanup",
     "DryRun",
@@ -53,6 +54,7 @@ __all__ = [
     "condition_text",
     "pull_secret",
     "true_conditions",
+    "wait_all_gone",
 ]
 
 _log = logging.getLogger("ocibuild.deployers")
@@ -201,6 +203,43 @@ class Resource:
 
 SECRET = Resource("v1", "Secret", "secrets")
 POD = Resource("v1", "Pod", "pods")
+
+
+def wait_all_gone(
+    access: KubeAccess,
+    resource: Resource,
+    namespace: str,
+    selector: str,
+    what: str,
+    seconds: float = _DELETE_SECONDS,
+) -> None:
+    """Until no ``resource`` matching ``selector`` is left (a workload's children that the
+    garbage collector deletes after the workload itself is gone)."""
+    lister = resource.lister(access)
+    listed = access.call(f"listing {what}", lister, namespace, label_selector=selector)
+    left = {str(o["metadata"]["name"]) for o in listed.get("items") or ()}
+    if not left:
+        return
+    watch = access.watch(
+        f"watching the {resource.plural} of {what} being deleted",
+        lister,
+        namespace,
+        resource_version=listed["metadata"]["resourceVersion"],
+        label_selector=selector,
+    )
+    timer = threading.Timer(seconds, watch.stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        for kind, obj in watch:
+            if kind == "DELETED":
+                left.discard(str(obj["metadata"]["name"]))
+                if not left:
+                    return
+        _log.warning("%s: %s still being deleted after %.0f s", what, ", ".join(left), seconds)
+    finally:
+        timer.cancel()
+        watch.stop()
 
 
 def random_name(prefix: str) -> str:

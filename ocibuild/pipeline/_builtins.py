@@ -53,10 +53,11 @@ def ocibuild_builders() -> Mapping[str, BuilderFactory]:
 
 @hookimpl
 def ocibuild_deployers() -> Mapping[str, DeployerFactory]:
-    """``job`` (needs a cluster; see :mod:`ocibuild.deployers.job`) and ``local``."""
-    from .deployers import Job, LocalDeployer
+    """``job`` and ``serving`` (they need a cluster; see :mod:`ocibuild.deployers.job` and
+    :mod:`ocibuild.deployers.serving`) and ``local``."""
+    from .deployers import Job, LocalDeployer, Serving
 
-    return {"job": Job, "local": LocalDeployer}
+    return {"job": Job, "local": LocalDeployer, "serving": Serving}
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from ._kube import KubeAccess, find_kube_config
 from ._workload import DryRun, KubeDeployer, Resource, WorkloadRun
 from .job import Job, JobRun, job_status
 from .local import LocalDeployer, LocalRun
+from .serving import Serving, ServingRun, deployment_status
 
 __all__ = [
     "DeployHandle",
@@ -23,8 +24,11 @@ __all__ = [
     "LocalRun",
     "PodSpecMutator",
     "Resource",
+    "Serving",
+    "ServingRun",
     "WorkloadRun",
     "check_pod_spec_mutators",
+    "deployment_status",
     "find_kube_config",
     "image_of",
     "job_status",

@@ -23,7 +23,8 @@ from ocibuild import DeployError
 from ocibuild.pipeline import PodSpec
 from ocibuild.pipeline._errors import DeployTimeoutError, PodPendingError, WorkloadFailedError
 from ocibuild.pipeline.deployers import DryRun, Serving, ServingRun
-from tests.support import SCENARIO_LABEL, KubeCluster, Scenario
+from tests.pipeline._support import child_env, ocibuild_cli
+from tests.support import SCENARIO_LABEL, BaseInRegistry, KubeCluster, Scenario
 
 pytestmark = pytest.mark.xdist_group("kube")
 
@@ -238,4 +239,55 @@ def test_a_dry_run_creates_nothing_and_the_api_server_accepts_it(servers: Server
         "apply", "--dry-run=server", "-o", "name", "-f", "-", input=json.dumps(document).encode()
     )
     assert answer.split() == [f"service/{plan.name}", f"deployment.apps/{plan.name}"]
+    assert servers.left() == {}
+
+
+def test_the_cli_deploys_a_server_and_prints_its_url_last(
+    base_in_registry: BaseInRegistry, servers: Servers, tmp_path: Path
+) -> None:
+    env = child_env(KUBECONFIG=str(servers.cluster.kubeconfig))
+    args = ("deploy", base_in_registry.oci, "-d", "serving", "-n", servers.namespace)
+    proc = ocibuild_cli(*args, "--deployer-option", "port=8000", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    image, url = proc.stdout.splitlines()
+    assert image == f"{base_in_registry.oci}@{base_in_registry.oci_digest}"
+    (deployment,) = servers.get("deployments")
+    name = deployment["metadata"]["name"]
+    assert url == f"http://{name}.{servers.namespace}.svc.cluster.local:8000"
+    assert deployment["status"]["availableReplicas"] == 1  # it waited until ready
+
+    proc = ocibuild_cli(*args, "--json", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["kind"], out["namespace"], out["state"]) == (
+        "Deployment",
+        servers.namespace,
+        "Running",
+    )
+    assert out["url"] == f"http://{out['name']}.{servers.namespace}.svc.cluster.local:80"
+
+    proc = ocibuild_cli(*args, "--no-wait", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    _image, summary, url = proc.stdout.splitlines()
+    assert summary.startswith(f"Deployment {servers.namespace}/")
+    assert summary.endswith((": Pending", ": Running"))
+    assert url.startswith("http://") and url.endswith(".svc.cluster.local:80")
+    assert len(servers.get("deployments")) == len(servers.get("services")) == 3
+
+
+def test_the_cli_dry_run_of_a_server(
+    base_in_registry: BaseInRegistry, servers: Servers, tmp_path: Path
+) -> None:
+    env = child_env(KUBECONFIG=str(servers.cluster.kubeconfig))
+    args = ("deploy", base_in_registry.oci, "-d", "serving", "-n", servers.namespace, "--dry-run")
+    proc = ocibuild_cli(*args, "--json", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["state"] == "Pending" and out["url"].endswith(".svc.cluster.local:80")
+    proc = ocibuild_cli(*args, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    applied = servers.cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=proc.stdout.encode()
+    )
+    assert "service/" in applied and "deployment.apps/" in applied
     assert servers.left() == {}

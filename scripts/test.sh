@@ -6,7 +6,10 @@
 # stopping at the first that fails: ruff check, ruff format --check, mypy (strict, package and
 # tests), lint-imports (the floors), and pytest on both cores. Before pytest it builds the
 # Kubernetes test bed from pinned Go modules (scripts/kube-tools.sh: needs Go >= 1.26 and the
-# Go module proxy; about 18 minutes and 5.5 GB the first time, cached after that).
+# Go module proxy; about 18 minutes and 5.5 GB the first time, cached after that), then the
+# Kubeflow / serving test bed on top of it (scripts/kubeflow-tools.sh: the JobSet, Trainer v2
+# and Training Operator v1 controllers and the Kubeflow and KServe CRDs; about 10 minutes and
+# GBSIZE the first time, cached after that). Either build failing stops the script with one line.
 # A missing tool is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +54,13 @@ if ! kube_out=$(./scripts/kube-tools.sh); then
   exit 1
 fi
 export OCIBUILD_KUBE_BIN="${kube_out##*$'\n'}"
+
+echo "==> Kubeflow / serving test bed (scripts/kubeflow-tools.sh)" >&2
+if ! kubeflow_out=$(./scripts/kubeflow-tools.sh); then
+  echo "test.sh: FAILED: scripts/kubeflow-tools.sh (building the Kubeflow / serving test bed)" >&2
+  exit 1
+fi
+export OCIBUILD_KUBEFLOW_DIR="${kubeflow_out##*$'\n'}"
 
 echo "==> pytest" >&2
 # exec, so that pytest's own summary is the last line and its exit status is the script's.

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client, config
 
-from tests.support import KubeCluster, find_kube_bin, start_kube_cluster
+from tests.support import (
+    KubeCluster,
+    KubeflowStack,
+    find_kube_bin,
+    find_kubeflow_dir,
+    install_kubeflow,
+    start_kube_cluster,
+)
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +38,17 @@ def kube_client(kube_cluster: KubeCluster) -> Iterator[client.ApiClient]:
     )
     with api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def kubeflow(
+    kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KubeflowStack]:
+    """The Kubeflow CRDs and controllers (JobSet, Trainer v2, Training Operator v1) and the
+    KServe stand-in on the session's cluster; only the tests that ask for it pay its start."""
+    kubeflow_dir = find_kubeflow_dir()
+    with install_kubeflow(kube_cluster, kubeflow_dir, tmp_path_factory.mktemp("kubeflow")) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Real test infrastructure: registries, a token server, a fault proxy, validators, base images,
-a Kubernetes control plane with kwok nodes.
+a Kubernetes control plane with kwok nodes, Kubeflow's controllers and a KServe stand-in.
 
 The fixtures in ``tests/conftest.py`` are thin wrappers around what is exported here.
 """
@@ -18,7 +18,15 @@ from ._images import (
     make_docker_archive,
 )
 from ._kube import KUBE_BIN_ENV, KubeCluster, find_kube_bin, start_kube_cluster, wait_for
-from ._kube_stages import SCENARIO_LABEL, SLOW_SECONDS, Scenario
+from ._kube_stages import CRASH_RESTART_SECONDS, SCENARIO_LABEL, SLOW_SECONDS, Scenario
+from ._kubeflow import (
+    KUBEFLOW_DIR_ENV,
+    TRAINING_OPERATOR_NAMESPACE,
+    KubeflowStack,
+    find_kubeflow_dir,
+    install_kubeflow,
+)
+from ._operators import INFERENCE_SERVICE, KSERVE_CONTAINER, KServeStandIn
 from ._registry import BasicCredentials, Registry, new_credentials, start_registry
 from ._schema import LayoutSummary, OCISchema, SchemaViolation
 from ._tls import TLSFiles, make_tls_files
@@ -35,18 +43,25 @@ from ._tools import (
 
 __all__ = [
     "BUSYBOX_APPLETS",
+    "CRASH_RESTART_SECONDS",
     "HELLO_OUTPUT",
     "Hold",
+    "INFERENCE_SERVICE",
+    "KSERVE_CONTAINER",
+    "KUBEFLOW_DIR_ENV",
     "KUBE_BIN_ENV",
     "SCENARIO_LABEL",
     "SLOW_SECONDS",
+    "TRAINING_OPERATOR_NAMESPACE",
     "BaseImage",
     "BaseInRegistry",
     "BasicCredentials",
     "DockerArchive",
     "Fault",
     "FaultProxy",
+    "KServeStandIn",
     "KubeCluster",
+    "KubeflowStack",
     "LayoutSummary",
     "LoggedRequest",
     "MissingToolError",
@@ -60,6 +75,8 @@ __all__ = [
     "TokenSettings",
     "ToolError",
     "find_kube_bin",
+    "find_kubeflow_dir",
+    "install_kubeflow",
     "make_base_in_registry",
     "make_base_layout",
     "make_busybox_rootfs",

@@ -2,19 +2,30 @@
 
 kwok chooses among the Stages matching a pod at random, weighted, and ignores weight-0 ones
 (kwok's own fast stages) when any matching Stage has a weight: so each of these, at weight
-10000, always wins for a pod labelled ``ocibuild.test/scenario=<name>``. Pods without the
-label, and the moves these leave out (Pending -> Running), follow the fast stages.
+10000, always wins for a pod labelled ``ocibuild.test/scenario=<name>``, whoever owns the pod
+(a Job, a JobSet's Job, a PyTorchJob, a ReplicaSet). Their selectors never overlap, so the
+random choice never matters. Pods without the label, and the moves these leave out
+(Pending -> Running), follow the fast stages: an unlabelled pod runs and is Ready at once, and
+only a Job-owned one then completes.
+
+A failing container is played as a kubelet would play it under the pod's restartPolicy: with
+``Never`` the pod ends Failed; with ``OnFailure`` or ``Always`` the kubelet restarts it in
+place, so the pod stays Running, not Ready, its container waiting in CrashLoopBackOff with a
+restartCount that grows every CRASH_RESTART_SECONDS (the Job controller and the Training
+Operator count those restarts against their backoffLimit).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SCENARIO_LABEL", "SCENARIO_STAGES", "SLOW_SECONDS", "Scenario"]
+__all__ = ["CRASH_RESTART_SECONDS", "SCENARIO_LABEL", "SCENARIO_STAGES", "SLOW_SECONDS", "Scenario"]
 
 SCENARIO_LABEL = "ocibuild.test/scenario"
 # How long a `slow` pod stays Running before it succeeds.
 SLOW_SECONDS = 3.0
+# How often a crash-looping container is restarted (a real kubelet backs off from 10 s to 5 min).
+CRASH_RESTART_SECONDS = 1.0
 
 
 class Scenario:
@@ -24,6 +35,8 @@ class Scenario:
     EXIT_3 = "exit-3"
     IMAGE_PULL_BACKOFF = "image-pull-backoff"
     SLOW = "slow"
+    # Exits with 1 and is restarted forever, whatever the restartPolicy (a serving pod's failure).
+    CRASH_LOOP = "crash-loop"
 
 
 _TERMINATED = """\
@@ -70,8 +83,67 @@ phase: Pending
 """
 
 
+# Each pass restarts the container once more: kwok applies the Stage again after its own update,
+# because the selector still matches, once the delay has passed again.
+_UNREADY = (
+    "'containers with unready status: ["
+    "{{ range $i, $c := .spec.containers }}{{ if $i }} {{ end }}{{ $c.name }}{{ end }}]'"
+)
+_BACK_OFF = (
+    "'back-off 10s restarting failed container={{ $item.name }} "
+    "pod={{ $root.metadata.name }}_{{ $root.metadata.namespace }}({{ $root.metadata.uid }})'"
+)
+_CRASH_LOOP = f"""\
+{{{{ $root := . }}}}
+conditions:
+- type: Ready
+  status: "False"
+  reason: ContainersNotReady
+  message: {_UNREADY}
+- type: ContainersReady
+  status: "False"
+  reason: ContainersNotReady
+  message: {_UNREADY}
+containerStatuses:
+{{{{ range $index, $item := .spec.containers }}}}
+{{{{ $origin := index $root.status.containerStatuses $index }}}}
+- image: {{{{ $item.image | Quote }}}}
+  name: {{{{ $item.name | Quote }}}}
+  ready: false
+  started: false
+  restartCount: {{{{ add1 $origin.restartCount }}}}
+  state:
+    waiting:
+      reason: CrashLoopBackOff
+      message: {_BACK_OFF}
+  lastState:
+    terminated:
+      exitCode: EXIT_CODE
+      reason: Error
+      startedAt: {{{{ Now | Quote }}}}
+      finishedAt: {{{{ Now | Quote }}}}
+{{{{ end }}}}
+phase: Running
+"""
+
+
+def _crash_loop(exit_code: int) -> str:
+    return _CRASH_LOOP.replace("EXIT_CODE", str(exit_code))
+
+
+_ENDS = ("Never", "OnFailure")  # restart policies under which a pod that exits 0 is done
+_RESTARTS = ("OnFailure", "Always")  # restart policies under which a failed container restarts
+
+
 def _stage(
-    scenario: str, phase: str, template: str, *, delay_ms: int = 0, scheduled: bool = False
+    scenario: str,
+    phase: str,
+    template: str,
+    *,
+    delay_ms: int = 0,
+    scheduled: bool = False,
+    restart_policies: tuple[str, ...] = (),
+    name: str = "",
 ) -> dict[str, Any]:
     expressions: list[dict[str, Any]] = [
         {"key": f'.metadata.labels["{SCENARIO_LABEL}"]', "operator": "In", "values": [scenario]},
@@ -80,6 +152,10 @@ def _stage(
     ]
     if scheduled:
         expressions.append({"key": ".spec.nodeName", "operator": "Exists"})
+    if restart_policies:
+        expressions.append(
+            {"key": ".spec.restartPolicy", "operator": "In", "values": list(restart_policies)}
+        )
     spec: dict[str, Any] = {
         "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
         "selector": {"matchExpressions": expressions},
@@ -91,19 +167,41 @@ def _stage(
     return {
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
         "kind": "Stage",
-        "metadata": {"name": f"ocibuild-test-{scenario}"},
+        "metadata": {"name": f"ocibuild-test-{name or scenario}"},
         "spec": spec,
     }
 
 
+_CRASH_MS = int(CRASH_RESTART_SECONDS * 1000)
+
 SCENARIO_STAGES: list[dict[str, Any]] = [
-    _stage(Scenario.SUCCESS, "Running", _terminated(0, "Completed", "Succeeded")),
-    _stage(Scenario.EXIT_3, "Running", _terminated(3, "Error", "Failed")),
+    _stage(
+        Scenario.SUCCESS,
+        "Running",
+        _terminated(0, "Completed", "Succeeded"),
+        restart_policies=_ENDS,
+    ),
+    _stage(
+        Scenario.EXIT_3,
+        "Running",
+        _terminated(3, "Error", "Failed"),
+        restart_policies=("Never",),
+    ),
+    _stage(
+        Scenario.EXIT_3,
+        "Running",
+        _crash_loop(3),
+        delay_ms=_CRASH_MS,
+        restart_policies=_RESTARTS,
+        name="exit-3-restarted",
+    ),
+    _stage(Scenario.CRASH_LOOP, "Running", _crash_loop(1), delay_ms=_CRASH_MS),
     _stage(Scenario.IMAGE_PULL_BACKOFF, "Pending", _IMAGE_PULL_BACKOFF, scheduled=True),
     _stage(
         Scenario.SLOW,
         "Running",
         _terminated(0, "Completed", "Succeeded"),
         delay_ms=int(SLOW_SECONDS * 1000),
+        restart_policies=_ENDS,
     ),
 ]

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TLSFiles", "make_tls_files", "self_signed_rsa"]
+__all__ = ["TLSFiles", "WebhookTLS", "make_tls_files", "make_webhook_tls", "self_signed_rsa"]
 
 _VALIDITY = dt.timedelta(days=30)
 _SKEW = dt.timedelta(hours=1)
@@ -33,7 +33,8 @@ def make_tls_files(directory: Path) -> TLSFiles:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _ca_certificate(ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = _server_certificate(server_key, ca_key, ca_cert)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    server_cert = _server_certificate(server_key, ca_key, ca_cert, names, _VALIDITY)
 
     directory.mkdir(parents=True, exist_ok=True)
     cert_dir = directory / "certs.d"
@@ -53,6 +54,43 @@ def make_tls_files(directory: Path) -> TLSFiles:
     return files
 
 
+@dataclass(frozen=True)
+class WebhookTLS:
+    """PEM bytes for admission webhooks: a CA (with its key) and a server certificate."""
+
+    ca_cert: bytes
+    ca_key: bytes
+    cert: bytes
+    key: bytes
+
+
+def make_webhook_tls(ca_name: str, dns_names: list[str], days: int = 365) -> WebhookTLS:
+    """A CA whose certificate also names `ca_name`, and a server certificate for 127.0.0.1 and
+    `dns_names`; RSA keys in PKCS#1, valid for `days`.
+
+    This is the shape open-policy-agent/cert-controller accepts as already valid (so it keeps
+    it instead of minting its own CA): it verifies the CA as a leaf for `ca_name`, parses the
+    CA key as PKCS#1 and renews anything expiring within 90 days.
+    """
+    validity = dt.timedelta(days=days)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_cert = (
+        _ca_builder(ca_key, ca_name, validity)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(ca_name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = _server_certificate(key, ca_key, ca_cert, names, validity)
+    return WebhookTLS(
+        ca_cert=ca_cert.public_bytes(serialization.Encoding.PEM),
+        ca_key=_pkcs1_pem(ca_key),
+        cert=cert.public_bytes(serialization.Encoding.PEM),
+        key=_pkcs1_pem(key),
+    )
+
+
 def self_signed_rsa(common_name: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     """Return an RSA key and a self-signed certificate for it (a JWT issuer, say)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -62,6 +100,14 @@ def self_signed_rsa(common_name: str) -> tuple[rsa.RSAPrivateKey, x509.Certifica
 def _ca_certificate(
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, common_name: str = "ocibuild test CA"
 ) -> x509.Certificate:
+    return _ca_builder(key, common_name, _VALIDITY).sign(key, hashes.SHA256())
+
+
+def _ca_builder(
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
+    common_name: str,
+    validity: dt.timedelta,
+) -> x509.CertificateBuilder:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.timezone.utc)
     return (
@@ -71,7 +117,7 @@ def _ca_certificate(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _SKEW)
-        .not_valid_after(now + _VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -88,15 +134,17 @@ def _ca_certificate(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
 
 
 def _server_certificate(
-    key: ec.EllipticCurvePrivateKey, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
+    ca_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
+    ca: x509.Certificate,
+    names: list[x509.GeneralName],
+    validity: dt.timedelta,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.timezone.utc)
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
@@ -104,7 +152,7 @@ def _server_certificate(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _SKEW)
-        .not_valid_after(now + _VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -120,5 +168,13 @@ def _private_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _pkcs1_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )

@@ -53,11 +53,11 @@ def ocibuild_builders() -> Mapping[str, BuilderFactory]:
 
 @hookimpl
 def ocibuild_deployers() -> Mapping[str, DeployerFactory]:
-    """``job`` and ``serving`` (they need a cluster; see :mod:`ocibuild.deployers.job` and
-    :mod:`ocibuild.deployers.serving`) and ``local``."""
-    from .deployers import Job, LocalDeployer, Serving
+    """``job``, ``serving`` and ``kfserving`` (they need a cluster; see the modules of
+    :mod:`ocibuild.pipeline.deployers`) and ``local``."""
+    from .deployers import Job, KFServing, LocalDeployer, Serving
 
-    return {"job": Job, "local": LocalDeployer, "serving": Serving}
+    return {"job": Job, "kfserving": KFServing, "local": LocalDeployer, "serving": Serving}
 
 
 @hookimpl

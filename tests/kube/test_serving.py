@@ -182,6 +182,21 @@ def test_image_pull_backoff_fails_the_wait_after_pending_timeout(
     assert servers.get("deployments") != []  # kept for inspection
 
 
+def test_a_crash_looping_server_fails_the_wait_with_its_exit_code(
+    servers: Servers, logs: list[str]
+) -> None:
+    # min_ready_seconds: the pod is Ready for the second before it first crashes.
+    serving = servers.serving(Scenario.CRASH_LOOP, min_ready_seconds=5, stream_log=False)
+    with pytest.raises(WorkloadFailedError) as err:
+        serving.deploy(pod_spec())
+    assert (err.value.reason, err.value.exit_code) == ("CrashLoopBackOff", 1)
+    first = str(err.value).splitlines()[0]
+    assert f"pod {err.value.pod} container main exited with code 1" in first
+    assert err.value.log_tail == logs
+    (deployment,) = servers.get("deployments")
+    assert deployment["spec"]["minReadySeconds"] == 5
+
+
 def test_a_rollout_past_its_progress_deadline_fails(servers: Servers) -> None:
     serving = servers.serving(
         Scenario.IMAGE_PULL_BACKOFF, progress_deadline_seconds=1, pending_timeout=120

@@ -8,6 +8,7 @@ from ._base import check_pod_spec_mutators, image_of
 from ._kube import KubeAccess, find_kube_config
 from ._workload import DryRun, KubeDeployer, Resource, WorkloadRun
 from .job import Job, JobRun, job_status
+from .kfserving import KFServing, KFServingRun, inference_service_status
 from .local import LocalDeployer, LocalRun
 from .serving import Serving, ServingRun, deployment_status
 
@@ -18,6 +19,8 @@ __all__ = [
     "DryRun",
     "Job",
     "JobRun",
+    "KFServing",
+    "KFServingRun",
     "KubeAccess",
     "KubeDeployer",
     "LocalDeployer",
@@ -31,5 +34,6 @@ __all__ = [
     "deployment_status",
     "find_kube_config",
     "image_of",
+    "inference_service_status",
     "job_status",
 ]

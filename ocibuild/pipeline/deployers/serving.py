@@ -82,7 +82,9 @@ class Serving(KubeDeployer):
     ``ClusterIP``, ``NodePort`` or ``LoadBalancer``; ``readiness_path``: an HTTP path the
     kubelet probes before a pod counts as ready (None: ready once running);
     ``progress_deadline_seconds``: how long a rollout may make no progress before the wait
-    fails (Kubernetes' default is 600). ``wait`` waits until the Deployment is ready; the
+    fails (Kubernetes' default is 600); ``min_ready_seconds``: how long a pod must stay ready
+    before it counts as available (without a readiness probe a server that crashes a second
+    after it starts is ready for that second). ``wait`` waits until the Deployment is ready; the
     server then stays up (there is no ``cleanup``): :meth:`ServingRun.delete` ends it.
     """
 
@@ -105,6 +107,7 @@ class Serving(KubeDeployer):
         container_port: int | None = None,
         readiness_path: str | None = None,
         progress_deadline_seconds: int | None = None,
+        min_ready_seconds: int | None = None,
         annotations: Mapping[str, str] | None = None,
         name: str | None = None,
         deployer_type: str = "serving",
@@ -158,6 +161,7 @@ class Serving(KubeDeployer):
         self.container_port = container_port
         self.readiness_path = readiness_path
         self.progress_deadline_seconds = progress_deadline_seconds
+        self.min_ready_seconds = min_ready_seconds
 
     def id_labels(self, name: str) -> dict[str, str]:
         """The labels that select this server's pods: the Deployment's and the Service's
@@ -197,6 +201,8 @@ class Serving(KubeDeployer):
         }
         if self.progress_deadline_seconds is not None:
             spec["progressDeadlineSeconds"] = self.progress_deadline_seconds
+        if self.min_ready_seconds is not None:
+            spec["minReadySeconds"] = self.min_ready_seconds
         deployment = {
             "apiVersion": DEPLOYMENT.api_version,
             "kind": DEPLOYMENT.kind,

@@ -112,14 +112,19 @@ def test_ready_with_its_url_streams_the_log_then_deletes(
 
 def test_a_crash_looping_predictor_fails_the_wait_with_its_exit_code(services: Services) -> None:
     # A server without a readiness probe is Ready until it first crashes (here after 1 s), so
-    # KServe may call it Ready for a moment, as it would on a real cluster: wait once it crashed.
+    # KServe may call it Ready for a moment, as it would on a real cluster: wait until it has
+    # crashed and KServe has seen it.
     run = created(services.kfserving(Scenario.CRASH_LOOP, wait=False).deploy(pod_spec()))
 
     def crashing() -> bool | None:
         statuses = [
             c for p in services.get("pods") for c in p["status"].get("containerStatuses", [])
         ]
-        return True if any(c.get("restartCount", 0) >= 1 for c in statuses) else None
+        (isvc,) = services.get("inferenceservices")
+        conditions = isvc.get("status", {}).get("conditions", [])
+        ready = [c["status"] for c in conditions if c["type"] == "Ready"]
+        crashed = any(c.get("restartCount", 0) >= 1 for c in statuses)
+        return True if crashed and ready and ready[0] != "True" else None
 
     wait_for(crashing, 30, "a crash-looping predictor")
     with pytest.raises(WorkloadFailedError) as err:

@@ -58,7 +58,12 @@ def test_plugins_lists_the_installed_plugin(plugin_site: Path, tmp_path: Path) -
         },
     }
     assert listed[BUILTIN_PLUGIN]["distribution"] == "ocibuild"
-    assert listed[BUILTIN_PLUGIN]["provides"]["deployer"] == ["job", "local"]
+    assert listed[BUILTIN_PLUGIN]["provides"]["deployer"] == [
+        "job",
+        "kfserving",
+        "local",
+        "serving",
+    ]
 
     human = ocibuild_cli("plugins", env=plugin_env(plugin_site, tmp_path))
     assert "testplugin  (ocibuild-testplugin 0.3.1)" in human.stdout
@@ -281,7 +286,7 @@ def test_contract_errors_name_the_plugin() -> None:
     plugins = Plugins(autoload=False)
     plugins.register(_Extra(), "extra", distribution=("extra-dist", "2"))
     assert plugins.lookup("deployer", "extra") is dict
-    assert plugins.names("deployer") == ["extra", "job", "local"]
+    assert plugins.names("deployer") == ["extra", "job", "kfserving", "local", "serving"]
     with pytest.raises(PluginError, match=r"no deployer named 'nope' \(available: extra, job"):
         plugins.lookup("deployer", "nope")
     with pytest.raises(PluginError, match="cannot be registered"):

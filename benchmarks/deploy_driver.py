@@ -57,7 +57,12 @@ def main() -> int:
         image_name=args.image_name,
         push=True,
     )
-    fairing.config.set_deployer(args.deployer, namespace=args.namespace, labels=labels, **options)
+    if args.deployer == "serving":
+        _set_serving(fairing, args.namespace, labels)
+    else:
+        fairing.config.set_deployer(
+            args.deployer, namespace=args.namespace, labels=labels, **options
+        )
     # The client's own name for itself ("OpenAPI-Generator/37.0.2/python",
     # "Swagger-Codegen/10.0.1/python"): what the audit log records for the tool's requests.
     user_agent = kubernetes.client.ApiClient().user_agent
@@ -71,7 +76,9 @@ def main() -> int:
         "t_return": t_return,
         "user_agent": user_agent,
     }
-    if args.tool == "fairing":
+    if args.deployer == "serving":
+        out.update(_serving_result(args.tool, result))
+    elif args.tool == "fairing":
         _pre, builder, deployer = result
         out["image"] = builder.image_tag
         if args.deployer == "job":
@@ -85,6 +92,25 @@ def main() -> int:
     sys.stdout.flush()
     print(json.dumps(out))
     return 0
+
+
+def _set_serving(fairing, namespace, labels):
+    """Fairing's Serving call, which ocibuild's serving deployer takes as it is."""
+    fairing.config.set_deployer(
+        "serving", serving_class="Model", namespace=namespace, labels=labels
+    )
+
+
+def _serving_result(tool, result):
+    if tool == "fairing":
+        _pre, builder, deployer = result
+        return {"image": builder.image_tag, "job": deployer.deployment.metadata.name}
+    return {
+        "image": result.image,
+        "job": result.handle.name,
+        "url": result.handle.url,
+        "self_counted_requests": result.deployer.access.requests,
+    }
 
 
 if __name__ == "__main__":

@@ -56,8 +56,9 @@ def add_deployer_options(p: argparse.ArgumentParser) -> None:
         "-d",
         default="job",
         metavar="NAME",
-        help="job (a Kubernetes Job; needs a cluster), local (a quick check with this "
-        "machine's Python, not a container), or a plugin's deployer (default: job)",
+        help="job (a Kubernetes Job; needs a cluster), serving (a Kubernetes Deployment "
+        "and Service), local (a quick check with this machine's Python, not a container), "
+        "or a plugin's deployer (default: job)",
     )
     group.add_argument(
         "--deployer-option",
@@ -185,22 +186,30 @@ def deploy_and_report(
         print(json.dumps(_summary(handle, choice, image), indent=2))
     elif choice.dry_run:
         _print_yaml(handle.manifests)
-    elif choice.returns_early:
-        summary = _summary(handle, choice, image)
-        where = "/".join(str(summary[k]) for k in ("namespace", "name") if summary[k])
-        print(" ".join(str(x) for x in (summary["kind"], where) if x) + f": {summary['state']}")
+    else:
+        if choice.returns_early:
+            summary = _summary(handle, choice, image)
+            where = "/".join(str(summary[k]) for k in ("namespace", "name") if summary[k])
+            print(" ".join(str(x) for x in (summary["kind"], where) if x) + f": {summary['state']}")
+        url = getattr(handle, "url", None)
+        if url:  # a server: where it answers, last, for a script to take
+            print(url, flush=True)
 
 
 def _summary(handle: Any, choice: DeployerChoice, image: str) -> dict[str, Any]:
+    url = getattr(handle, "url", None)
     # A deploy that waited raised if the workload failed; and the job deployer has already
-    # deleted a Job that succeeded (cleanup=True), so there is nothing left to ask.
-    state = "Succeeded" if choice.waits and not choice.dry_run else handle.status().state
+    # deleted a Job that succeeded (cleanup=True), so there is nothing left to ask. A server
+    # (it has a URL) that waited is ready, and still there: ask it.
+    ended = choice.waits and not choice.dry_run and url is None
+    state = "Succeeded" if ended else handle.status().state
     out: dict[str, Any] = {
         "name": getattr(handle, "name", None),
         "namespace": getattr(handle, "namespace", None),
         "kind": getattr(handle, "kind", type(handle).__name__),
         "state": state,
         "image": getattr(handle, "image", image),
+        "url": url,
     }
     if choice.dry_run:
         out["manifests"] = handle.manifests

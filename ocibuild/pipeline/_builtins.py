@@ -53,15 +53,18 @@ def ocibuild_builders() -> Mapping[str, BuilderFactory]:
 
 @hookimpl
 def ocibuild_deployers() -> Mapping[str, DeployerFactory]:
-    """``job`` (needs a cluster; see :mod:`ocibuild.deployers.job`), ``trainjob``,
-    ``pytorchjob``, ``tfjob`` (Kubeflow) and ``local``."""
-    from .deployers import Job, LocalDeployer, PyTorchJob, TFJob, TrainJob
+    """``job`` (a Kubernetes Job), ``trainjob``, ``pytorchjob``, ``tfjob`` (Kubeflow),
+    ``serving`` (a Deployment and a Service), ``kfserving`` (a KServe InferenceService): they
+    need a cluster, see the modules of :mod:`ocibuild.pipeline.deployers`; and ``local``."""
+    from .deployers import Job, KFServing, LocalDeployer, PyTorchJob, Serving, TFJob, TrainJob
 
     return {
         "job": Job,
         "trainjob": TrainJob,
         "pytorchjob": PyTorchJob,
         "tfjob": TFJob,
+        "serving": Serving,
+        "kfserving": KFServing,
         "local": LocalDeployer,
     }
 

@@ -107,10 +107,10 @@ def test_success_streams_every_replicas_log_prefixed(bed: Bed, tmp_path: Path) -
         pod, _, text = line.partition("] ")
         by_pod.setdefault(pod.lstrip("["), []).append(text)
     assert by_pod == {name: lines for name in pods}
-    for pod in pods.values():
-        (container,) = pod["spec"]["containers"]
+    for made in pods.values():
+        (container,) = made["spec"]["containers"]
         assert container["name"] == bed.container
-        assert pod["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+        assert made["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
     # cleanup=False (Fairing's default): the job is kept until delete().
     run.delete()
     assert bed.left() == []

@@ -281,7 +281,7 @@ def test_image_pull_backoff_is_reported_then_pending_timeout(
 
 def test_unschedulable_is_pending_trouble(bed: Bed) -> None:
     def nowhere(pod_spec: PodSpec, namespace: str) -> None:
-        pod_spec["nodeSelector"] = {"ocibuild.test/no-such-node": "x"}  # type: ignore[typeddict-unknown-key]
+        pod_spec["nodeSelector"] = {"ocibuild.test/no-such-node": "x"}
 
     deployer = bed.deployer(pod_spec_mutators=[nowhere], pending_timeout=2, cleanup="always")
     with pytest.raises(PodPendingError) as err:

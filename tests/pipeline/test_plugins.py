@@ -60,8 +60,10 @@ def test_plugins_lists_the_installed_plugin(plugin_site: Path, tmp_path: Path) -
     assert listed[BUILTIN_PLUGIN]["distribution"] == "ocibuild"
     assert listed[BUILTIN_PLUGIN]["provides"]["deployer"] == [
         "job",
+        "kfserving",
         "local",
         "pytorchjob",
+        "serving",
         "tfjob",
         "trainjob",
     ]
@@ -287,7 +289,16 @@ def test_contract_errors_name_the_plugin() -> None:
     plugins = Plugins(autoload=False)
     plugins.register(_Extra(), "extra", distribution=("extra-dist", "2"))
     assert plugins.lookup("deployer", "extra") is dict
-    assert plugins.names("deployer") == ["extra", "job", "local", "pytorchjob", "tfjob", "trainjob"]
+    assert plugins.names("deployer") == [
+        "extra",
+        "job",
+        "kfserving",
+        "local",
+        "pytorchjob",
+        "serving",
+        "tfjob",
+        "trainjob",
+    ]
     with pytest.raises(PluginError, match=r"no deployer named 'nope' \(available: extra, job"):
         plugins.lookup("deployer", "nope")
     with pytest.raises(PluginError, match="cannot be registered"):

@@ -9,8 +9,10 @@ from ._base import check_pod_spec_mutators, image_of
 from ._kube import KubeAccess, find_kube_config
 from ._workload import DryRun, KubeDeployer, Resource, WorkloadRun
 from .job import Job, JobRun, job_status
+from .kfserving import KFServing, KFServingRun, inference_service_status
 from .kubeflow import KubeflowJob, KubeflowJobRun, PyTorchJob, TFJob, TfJob
 from .local import LocalDeployer, LocalRun
+from .serving import Serving, ServingRun, deployment_status
 from .trainjob import TrainJob, TrainJobRun
 
 __all__ = [
@@ -20,6 +22,8 @@ __all__ = [
     "DryRun",
     "Job",
     "JobRun",
+    "KFServing",
+    "KFServingRun",
     "KubeAccess",
     "KubeDeployer",
     "KubeflowJob",
@@ -29,13 +33,17 @@ __all__ = [
     "PodSpecMutator",
     "PyTorchJob",
     "Resource",
+    "Serving",
+    "ServingRun",
     "TFJob",
     "TfJob",
     "TrainJob",
     "TrainJobRun",
     "WorkloadRun",
     "check_pod_spec_mutators",
+    "deployment_status",
     "find_kube_config",
     "image_of",
+    "inference_service_status",
     "job_status",
 ]

@@ -262,14 +262,16 @@ class KubeAccess:
             raise api_error(f"reading the log of pod {namespace}/{pod}", err) from None
         if opened is not None:
             opened(response)
+        ended = False
         try:
             yield from (line.decode(errors="replace") for line in _lines(response))
+            ended = True
         except Exception as err:
             if not _is_connection_error(err):
                 raise
             _log.debug("the log of %s/%s ended early: %s", pod, container, err)
         finally:
-            response.release_conn()
+            _let_go(response, read_to_the_end=ended)
 
 
 class Watch:
@@ -361,6 +363,7 @@ class Watch:
             **self.kwargs,
         )
         self._response = response
+        ended = False
         try:
             if self._stopped.is_set():
                 return
@@ -376,9 +379,19 @@ class Watch:
                     self.resource_version = version
                 if kind != "BOOKMARK":
                     yield kind, obj
+            ended = True
         finally:
             self._response = None
-            response.release_conn()
+            _let_go(response, read_to_the_end=ended)
+
+
+def _let_go(response: Any, *, read_to_the_end: bool) -> None:
+    """Give a streamed answer's connection back to the pool. One cut short (shut by another
+    thread, or left unread) is closed first: urllib3 would hand the half-read or shut socket
+    to the next request, which then waits its whole read timeout for an answer."""
+    if not read_to_the_end:
+        response.close()
+    response.release_conn()
 
 
 class _Gone(Exception):

@@ -332,6 +332,9 @@ class KubeDeployer:
     run_class: ClassVar[type[WorkloadRun]]
     ends: ClassVar[bool] = True
     default_name: ClassVar[str] = "ocibuild-job"
+    # The kinds besides a pull secret that manifests() may put before the workload (a
+    # Service): each is created first, then owned by the workload, so it goes with it.
+    companions: ClassVar[Mapping[str, Resource]] = {}
 
     def __init__(
         self,
@@ -438,7 +441,6 @@ class KubeDeployer:
         self, manifests: list[dict[str, Any]], namespace: str, name: str, image: str
     ) -> WorkloadRun:
         *others, workload = manifests
-        secret_name: str | None = None
         created_first: list[tuple[Resource, str]] = []
         try:
             for manifest in others:
@@ -446,17 +448,20 @@ class KubeDeployer:
                     secret = pull_secret(
                         f"{name}-pull", namespace, image, self.labels, credentials=True
                     )
-                    secret_name = secret["metadata"]["name"]
                     SECRET.create(self.access, namespace, secret)
-                    created_first.append((SECRET, secret_name))
+                    created_first.append((SECRET, secret["metadata"]["name"]))
+                else:
+                    resource = self.companions[manifest["kind"]]
+                    resource.create(self.access, namespace, manifest)
+                    created_first.append((resource, manifest["metadata"]["name"]))
             obj = self.resource.create(self.access, namespace, workload)
         except DeployError:
             for resource, made in created_first:
                 resource.delete(self.access, namespace, made, "Background")
             raise
         run = self.run_class(self, obj, image, manifests)
-        if secret_name is not None:
-            run.own(SECRET, secret_name)
+        for resource, made in created_first:
+            run.own(resource, made)
         _log.info("created %s %s/%s running %s", self.resource.kind, namespace, name, image)
         return run
 
@@ -649,7 +654,8 @@ class WorkloadRun:
                 raise DeployTimeoutError(
                     f"{self.what} is still {status.state} after {timeout:g} s ({status.message})"
                 )
-            if on_line is not None and self.deployer.ends:
+            # A server's log goes on: what it wrote while starting, until it falls quiet.
+            if on_line is not None:
                 for line in follower.drain_logs():
                     on_line(line)
         finally:

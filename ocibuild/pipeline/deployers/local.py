@@ -38,6 +38,7 @@ class LocalRun:
     directory: Path  # the root the context was copied to (gone unless cleanup=False)
     workdir: Path
     output: str | None = None  # stdout and stderr, when not streamed
+    url: str | None = None  # a local run serves nothing
 
     def status(self) -> DeployStatus:
         """``succeeded`` or ``failed``, with the exit status."""

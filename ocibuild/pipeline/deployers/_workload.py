@@ -40,7 +40,14 @@ from .._errors import (
 from .._protocols import DeployStatus, PodSpec, PodSpecMutator
 from ._base import check_pod_spec_mutators, image_of
 from ._kube import KubeAccess, KubeApiError
-from ._pods import LogLine, PodFollower, PodTrouble, WorkloadChanged, terminated_state
+from ._pods import (
+    LogLine,
+    PodFollower,
+    PodTrouble,
+    WorkloadChanged,
+    pending_trouble,
+    terminated_state,
+)
 
 __all__ = [
     "MANAGED_BY",
@@ -648,6 +655,8 @@ class WorkloadRun:
                     shown = (status.phase, status.message)
                     _log.info("%s: %s (%s)", self.what, status.state, status.message)
                 if self.finished(status):
+                    if not self.deployer.ends and status.phase == "running":
+                        self.check_ready_pods()
                     break
                 self.check_troubles(follower, pending_timeout)
             else:
@@ -678,6 +687,16 @@ class WorkloadRun:
                     pod=trouble.pod,
                     reason=trouble.reason,
                 )
+
+    def check_ready_pods(self) -> None:
+        """A server called ready is not, while one of its pods crash-loops: its controller's
+        status lags behind the pods (a server with no readiness probe is Ready until it
+        first crashes), so its pods are asked once more before the wait ends."""
+        for pod in self.list_pods():
+            self.pods[str(pod["metadata"]["name"])] = pod
+            trouble = pending_trouble(pod)
+            if trouble is not None and trouble[0] == "CrashLoopBackOff":
+                raise self.crash_failure(str(pod["metadata"]["name"]))
 
     def _follower(self, *, follow_logs: bool) -> PodFollower:
         return PodFollower(

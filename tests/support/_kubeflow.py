@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import os
 import socket
 import ssl
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,8 +110,9 @@ def install_kubeflow(
         # the Training Operator's Secret and every webhook registration.
         tls = make_webhook_tls("training-operator-ca", _OPERATOR_DNS_NAMES)
         cert_dir = _write_serving_certs(workdir, tls)
-        ports = {name: _free_port() for name in KUBEFLOW_TOOLS}
-        cluster.apply([*_training_operator_objects(tls), *_webhook_configurations(ports, tls)])
+        ports = dict(zip(KUBEFLOW_TOOLS, _free_ports(len(KUBEFLOW_TOOLS)), strict=True))
+        webhooks = _webhook_configurations(ports, tls)
+        cluster.apply([*_training_operator_objects(tls), *webhooks])
         _wait_for_crds(cluster, applying)
         launchers = {
             "jobset": _jobset_argv,
@@ -119,9 +122,13 @@ def install_kubeflow(
         for name in KUBEFLOW_TOOLS:
             argv = launchers[name](kubeflow_dir, workdir, cert_dir, ports[name])
             stack.processes[name] = _Process.start(name, argv, workdir, cluster.kubeconfig)
+        urls = [h["clientConfig"]["url"] for config in webhooks for h in config["webhooks"]]
         for name in KUBEFLOW_TOOLS:
-            _wait_for_webhook(stack.processes[name], ports[name], tls.ca_cert)
+            mine = [url for url in urls if url.startswith(f"https://127.0.0.1:{ports[name]}/")]
+            _wait_for_webhooks(stack.processes[name], mine, tls.ca_cert)
         _apply_runtime(cluster, kubeflow_dir / "runtimes" / "torch_distributed.yaml", stack)
+        for process in stack.processes.values():
+            process.check_alive()
         stack.kserve.start()
         yield stack
     finally:
@@ -219,6 +226,18 @@ def _wait_for_crds(cluster: KubeCluster, applying: Sequence[subprocess.Popen[byt
         return True if sum("Established=True" in line for line in lines) == len(names) else None
 
     wait_for(established, _STARTUP_TIMEOUT, f"{len(names)} CRDs Established")
+    # Established comes before discovery lists the resource, and a controller whose REST
+    # mapper misses a kind exits (the Training Operator) or never watches it.
+    kinds = ",".join(name.split("/", 1)[1] for name in names)
+
+    def served() -> bool | None:
+        try:
+            cluster.kubectl("get", kinds, "--all-namespaces", "-o", "name")
+        except ToolError:
+            return None
+        return True
+
+    wait_for(served, _STARTUP_TIMEOUT, f"the CRDs' kinds in discovery ({kinds})")
 
 
 def _training_operator_objects(tls: WebhookTLS) -> list[dict[str, Any]]:
@@ -462,23 +481,33 @@ def _webhook_configurations(ports: Mapping[str, int], tls: WebhookTLS) -> list[d
     return objects
 
 
-def _wait_for_webhook(process: _Process, port: int, ca_cert: bytes) -> None:
-    """Wait until the process serves TLS on `port` with the certificate the API server trusts."""
+def _wait_for_webhooks(process: _Process, urls: Sequence[str], ca_cert: bytes) -> None:
+    """Wait until `process` answers on every webhook URL, over TLS the API server trusts.
+
+    A controller listens as soon as its first webhook is registered and registers the others
+    after, so each path is asked for: any answer but 404 means its handler is there.
+    """
     context = ssl.create_default_context(cadata=ca_cert.decode())
+    pending = list(urls)
 
     def serving() -> bool | None:
         process.check_alive()
-        try:
-            with (
-                socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
-                context.wrap_socket(sock, server_hostname="127.0.0.1"),
-            ):
-                return True
-        except OSError:
-            return None
+        while pending:
+            url = urllib.parse.urlsplit(pending[0])
+            conn = http.client.HTTPSConnection(url.netloc, timeout=2, context=context)
+            try:
+                conn.request("GET", url.path)
+                if conn.getresponse().status == 404:
+                    return None
+            except OSError:
+                return None
+            finally:
+                conn.close()
+            pending.pop(0)
+        return True
 
     try:
-        wait_for(serving, _STARTUP_TIMEOUT, f"{process.name}'s webhook server on port {port}")
+        wait_for(serving, _STARTUP_TIMEOUT, f"{process.name}'s webhooks {pending}")
     except TimeoutError as err:
         raise ToolError(f"{err}\n{process.tail()}") from err
 
@@ -497,11 +526,13 @@ def _apply_runtime(cluster: KubeCluster, path: Path, stack: KubeflowStack) -> No
             time.sleep(0.2)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    # All bound at once, so that the kernel cannot hand the same port out twice.
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def _b64(data: bytes) -> str:

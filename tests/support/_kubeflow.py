@@ -10,7 +10,6 @@ of ``_operators`` (KServe's own controller needs Knative or a gateway).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import json
@@ -20,14 +19,19 @@ import ssl
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kubernetes import config
 
 from ._kube import KubeCluster, wait_for
+from ._kubeflow_webhooks import (
+    TRAINING_OPERATOR_NAMESPACE,
+    WEBHOOK_DNS_NAMES,
+    training_operator_secret,
+    webhook_configurations,
+)
 from ._operators import KServeStandIn
 from ._tls import WebhookTLS, make_webhook_tls
 from ._tools import MissingToolError, ToolError
@@ -43,15 +47,12 @@ __all__ = [
 
 KUBEFLOW_DIR_ENV = "OCIBUILD_KUBEFLOW_DIR"
 KUBEFLOW_TOOLS = ("jobset", "trainer-controller-manager", "training-operator")
-# Where the Training Operator keeps its webhook Secret (its default when MY_POD_NAMESPACE is unset).
-TRAINING_OPERATOR_NAMESPACE = "kubeflow"
 _REPO = Path(__file__).resolve().parents[2]
-_STARTUP_TIMEOUT = 60.0
+# A ceiling, not an estimate: on a loaded 2-core machine the CRDs alone have taken 60 s.
+_STARTUP_TIMEOUT = 180.0
 # The Training Operator's cert-controller checks that this file exists before it starts any
 # controller; the path is a constant in its pkg/cert, not derived from TMPDIR.
 _OPERATOR_CERT_PROBE = Path("/tmp/k8s-webhook-server/serving-certs/tls.crt")
-# The names the API server and the Training Operator's cert-controller check the certificate for.
-_OPERATOR_DNS_NAMES = ["localhost", f"training-operator.{TRAINING_OPERATOR_NAMESPACE}.svc"]
 
 
 @dataclass
@@ -108,11 +109,11 @@ def install_kubeflow(
         applying = _start_crd_applies(cluster, kubeflow_dir)
         # Meanwhile (the API server takes seconds to digest the CRDs): certificates, ports,
         # the Training Operator's Secret and every webhook registration.
-        tls = make_webhook_tls("training-operator-ca", _OPERATOR_DNS_NAMES)
+        tls = make_webhook_tls("training-operator-ca", WEBHOOK_DNS_NAMES)
         cert_dir = _write_serving_certs(workdir, tls)
         ports = dict(zip(KUBEFLOW_TOOLS, _free_ports(len(KUBEFLOW_TOOLS)), strict=True))
-        webhooks = _webhook_configurations(ports, tls)
-        cluster.apply([*_training_operator_objects(tls), *webhooks])
+        webhooks = webhook_configurations(ports, tls)
+        cluster.apply([*training_operator_secret(tls), *webhooks])
         _wait_for_crds(cluster, applying)
         launchers = {
             "jobset": _jobset_argv,
@@ -219,7 +220,10 @@ def _wait_for_crds(cluster: KubeCluster, applying: Sequence[subprocess.Popen[byt
             raise ToolError(f"`{proc.args!r}` failed: {err.decode().strip()}")
         names += out.decode().split()
     # Not `kubectl wait`: it fails outright on a CRD whose status has no conditions yet.
-    listing = "{range .items[*]}{.metadata.name}:{range .status.conditions[*]}{.type}={.status},{end}\n{end}"  # noqa: E501
+    listing = (
+        "{range .items[*]}{.metadata.name}:"
+        "{range .status.conditions[*]}{.type}={.status},{end}\n{end}"
+    )
 
     def established() -> bool | None:
         lines = cluster.kubectl("get", *names, "-o", f"jsonpath={listing}").splitlines()
@@ -238,35 +242,6 @@ def _wait_for_crds(cluster: KubeCluster, applying: Sequence[subprocess.Popen[byt
         return True
 
     wait_for(served, _STARTUP_TIMEOUT, f"the CRDs' kinds in discovery ({kinds})")
-
-
-def _training_operator_objects(tls: WebhookTLS) -> list[dict[str, Any]]:
-    """The Secret the Training Operator's cert-controller reads, holding certificates it keeps.
-
-    Out of a cluster its own CA would not do: it would write that CA into the webhook
-    configuration while its webhook server, which reads files a kubelet would mount from the
-    Secret, served something else. Given a Secret it judges valid, it changes nothing.
-    """
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": "training-operator-webhook-cert",
-            "namespace": TRAINING_OPERATOR_NAMESPACE,
-        },
-        "data": {
-            "ca.crt": _b64(tls.ca_cert),
-            "ca.key": _b64(tls.ca_key),
-            "tls.crt": _b64(tls.cert),
-            "tls.key": _b64(tls.key),
-        },
-    }
-    namespace = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": TRAINING_OPERATOR_NAMESPACE},
-    }
-    return [namespace, secret]
 
 
 def _jobset_argv(kubeflow_dir: Path, workdir: Path, cert_dir: Path, port: int) -> list[str]:
@@ -310,175 +285,6 @@ def _operator_argv(kubeflow_dir: Path, workdir: Path, cert_dir: Path, port: int)
         "--health-probe-bind-address=0",
         "--leader-elect=false",
     ]
-
-
-def _webhook(
-    name: str,
-    path: str,
-    group: str,
-    version: str,
-    resource: str,
-    operations: Sequence[str],
-    selector: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    hook: dict[str, Any] = {
-        "name": name,
-        "admissionReviewVersions": ["v1"],
-        "clientConfig": {"url": path},
-        "failurePolicy": "Fail",
-        "sideEffects": "None",
-        "rules": [
-            {
-                "apiGroups": [group],
-                "apiVersions": [version],
-                "operations": list(operations),
-                "resources": [resource],
-            }
-        ],
-    }
-    if selector is not None:
-        hook["objectSelector"] = selector
-    return hook
-
-
-def _webhook_configurations(ports: Mapping[str, int], tls: WebhookTLS) -> list[dict[str, Any]]:
-    """The webhooks of each project's shipped manifests (after their kustomize patches),
-    pointed at the local processes instead of in-cluster Services."""
-    jobset = f"https://127.0.0.1:{ports['jobset']}"
-    trainer = f"https://127.0.0.1:{ports['trainer-controller-manager']}"
-    operator = f"https://127.0.0.1:{ports['training-operator']}"
-    jobset_pods = {
-        "matchExpressions": [{"key": "jobset.sigs.k8s.io/jobset-name", "operator": "Exists"}]
-    }
-    validated = {
-        "matchExpressions": [
-            {
-                "key": "trainer.kubeflow.org/webhook-validation",
-                "operator": "NotIn",
-                "values": ["disabled"],
-            }
-        ]
-    }
-    t_group, t_version = "trainer.kubeflow.org", "v1alpha1"
-    create, create_update = ("CREATE",), ("CREATE", "UPDATE")
-    configs = [
-        (
-            "Mutating",
-            "jobset-mutating-webhook-configuration",
-            [
-                _webhook(
-                    "mjobset.kb.io",
-                    f"{jobset}/mutate-jobset-x-k8s-io-v1alpha2-jobset",
-                    "jobset.x-k8s.io",
-                    "v1alpha2",
-                    "jobsets",
-                    create,
-                ),
-                _webhook(
-                    "mpod.kb.io", f"{jobset}/mutate--v1-pod", "", "v1", "pods", create, jobset_pods
-                ),
-            ],
-        ),
-        (
-            "Validating",
-            "jobset-validating-webhook-configuration",
-            [
-                _webhook(
-                    "vjobset.kb.io",
-                    f"{jobset}/validate-jobset-x-k8s-io-v1alpha2-jobset",
-                    "jobset.x-k8s.io",
-                    "v1alpha2",
-                    "jobsets",
-                    create_update,
-                ),
-                _webhook(
-                    "vpod.kb.io",
-                    f"{jobset}/validate--v1-pod",
-                    "",
-                    "v1",
-                    "pods",
-                    create,
-                    jobset_pods,
-                ),
-            ],
-        ),
-        (
-            "Mutating",
-            "defaulter.trainer.kubeflow.org",
-            [
-                _webhook(
-                    "defaulter.trainjob.trainer.kubeflow.org",
-                    f"{trainer}/mutate-trainer-kubeflow-org-v1alpha1-trainjob",
-                    t_group,
-                    t_version,
-                    "trainjobs",
-                    create_update,
-                ),
-            ],
-        ),
-        (
-            "Validating",
-            "validator.trainer.kubeflow.org",
-            [
-                _webhook(
-                    "validator.clustertrainingruntime.trainer.kubeflow.org",
-                    f"{trainer}/validate-trainer-kubeflow-org-v1alpha1-clustertrainingruntime",
-                    t_group,
-                    t_version,
-                    "clustertrainingruntimes",
-                    create_update,
-                    validated,
-                ),
-                _webhook(
-                    "validator.trainingruntime.trainer.kubeflow.org",
-                    f"{trainer}/validate-trainer-kubeflow-org-v1alpha1-trainingruntime",
-                    t_group,
-                    t_version,
-                    "trainingruntimes",
-                    create_update,
-                    validated,
-                ),
-                _webhook(
-                    "validator.trainjob.trainer.kubeflow.org",
-                    f"{trainer}/validate-trainer-kubeflow-org-v1alpha1-trainjob",
-                    t_group,
-                    t_version,
-                    "trainjobs",
-                    create_update,
-                ),
-            ],
-        ),
-        # The name the Training Operator's cert-controller looks for.
-        (
-            "Validating",
-            "validator.training-operator.kubeflow.org",
-            [
-                _webhook(
-                    f"validator.{kind}.training-operator.kubeflow.org",
-                    f"{operator}/validate-kubeflow-org-v1-{kind}",
-                    "kubeflow.org",
-                    "v1",
-                    f"{kind}s",
-                    create_update,
-                )
-                for kind in ("pytorchjob", "tfjob")
-            ],
-        ),
-    ]
-    bundle = _b64(tls.ca_cert)
-    objects = []
-    for kind, name, hooks in configs:
-        for hook in hooks:
-            hook["clientConfig"] = {"url": hook["clientConfig"]["url"], "caBundle": bundle}
-        objects.append(
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1",
-                "kind": f"{kind}WebhookConfiguration",
-                "metadata": {"name": name, "labels": {"ocibuild.test/kubeflow": "true"}},
-                "webhooks": hooks,
-            }
-        )
-    return objects
 
 
 def _wait_for_webhooks(process: _Process, urls: Sequence[str], ca_cert: bytes) -> None:
@@ -533,7 +339,3 @@ def _free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [int(sock.getsockname()[1]) for sock in sockets]
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -82,8 +82,8 @@ def find_kubeflow_dir() -> Path:
         if proc.returncode != 0:
             raise MissingToolError(
                 f"the Kubeflow test bed is not built and {KUBEFLOW_DIR_ENV} is not set: run "
-                f"`{KUBEFLOW_DIR_ENV}=$(scripts/kubeflow-tools.sh)` first (about 7 minutes "
-                "cold), or scripts/test.sh, which does it"
+                f"`{KUBEFLOW_DIR_ENV}=$(scripts/kubeflow-tools.sh)` first (11 to 27 "
+                "minutes cold), or scripts/test.sh, which does it"
             )
         root = Path(proc.stdout.strip().splitlines()[-1])
     missing = [t for t in KUBEFLOW_TOOLS if not os.access(root / "bin" / t, os.X_OK)]

@@ -259,6 +259,18 @@ def test_tfjob_with_a_failing_worker_fails(objects: _Objects) -> None:
     assert set(json.loads(config["value"])["cluster"]) == {"worker"}
 
 
+def test_pytorchjob_crash_looping_past_its_backoff_limit_fails(objects: _Objects) -> None:
+    job = _pytorchjob("pt-loop", workers=1, scenario=Scenario.EXIT_3)
+    job["spec"]["runPolicy"] = {"backoffLimit": 2}
+    objects.create(_PYTORCHJOB, job)  # PyTorchJob's default restartPolicy is OnFailure
+
+    failed = wait_for(
+        lambda: objects.condition(_PYTORCHJOB, "pt-loop", "Failed"), _TIMEOUT, "Failed"
+    )
+    assert failed["reason"] == "PyTorchJobFailed", failed
+    assert "backoff limit" in failed["message"], failed
+
+
 def test_deleting_a_pytorchjob_removes_its_pods(objects: _Objects) -> None:
     objects.create(_PYTORCHJOB, _pytorchjob("pt-gone", workers=1, scenario=Scenario.SLOW))
     objects.pods_when("training.kubeflow.org/job-name=pt-gone", 2, "the pods of pt-gone")
@@ -268,12 +280,14 @@ def test_deleting_a_pytorchjob_removes_its_pods(objects: _Objects) -> None:
     objects.pods_when("training.kubeflow.org/job-name=pt-gone", 0, "pt-gone's pods deleted")
 
 
-def _isvc(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+def _isvc(
+    name: str, labels: dict[str, str] | None = None, mode: str = "Standard"
+) -> dict[str, Any]:
     return {
         "kind": "InferenceService",
         "metadata": {
             "name": name,
-            "annotations": {"serving.kserve.io/deploymentMode": "Standard"},
+            "annotations": {"serving.kserve.io/deploymentMode": mode} if mode else {},
         },
         "spec": {
             "predictor": {
@@ -338,3 +352,18 @@ def test_inference_service_with_crash_looping_pods_is_not_ready(objects: _Object
     container = pod["status"]["containerStatuses"][0]
     assert container["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert container["restartCount"] >= 1
+
+
+def test_inference_service_without_a_mode_waits_for_knative(objects: _Objects) -> None:
+    # The shipped inferenceservice-config defaults to Knative (Serverless), absent here.
+    objects.create(INFERENCE_SERVICE, _isvc("isvc-knative", mode=""))
+
+    def settled() -> dict[str, Any] | None:
+        status: dict[str, Any] = objects.get(INFERENCE_SERVICE, "isvc-knative").get("status", {})
+        return status if status.get("deploymentMode") else None
+
+    status = wait_for(settled, _TIMEOUT, "a deploymentMode in the status")
+    assert status["deploymentMode"] == "Knative"
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "Unknown"
+    deployments = client.AppsV1Api(objects.api).list_namespaced_deployment(objects.namespace)
+    assert objects.json(deployments)["items"] == []

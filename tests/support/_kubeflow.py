@@ -10,22 +10,28 @@ of ``_operators`` (KServe's own controller needs Knative or a gateway).
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import http.client
 import json
 import os
 import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import urllib.parse
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kubernetes import config
 
 from ._kube import KubeCluster, wait_for
+from ._kubeflow_webhooks import (
+    TRAINING_OPERATOR_NAMESPACE,
+    WEBHOOK_DNS_NAMES,
+    training_operator_secret,
+    webhook_configurations,
+)
 from ._operators import KServeStandIn
 from ._tls import WebhookTLS, make_webhook_tls
 from ._tools import MissingToolError, ToolError
@@ -41,15 +47,12 @@ __all__ = [
 
 KUBEFLOW_DIR_ENV = "OCIBUILD_KUBEFLOW_DIR"
 KUBEFLOW_TOOLS = ("jobset", "trainer-controller-manager", "training-operator")
-# Where the Training Operator keeps its webhook Secret (its default when MY_POD_NAMESPACE is unset).
-TRAINING_OPERATOR_NAMESPACE = "kubeflow"
 _REPO = Path(__file__).resolve().parents[2]
-_STARTUP_TIMEOUT = 60.0
+# A ceiling, not an estimate: on a loaded 2-core machine the CRDs alone have taken 60 s.
+_STARTUP_TIMEOUT = 180.0
 # The Training Operator's cert-controller checks that this file exists before it starts any
 # controller; the path is a constant in its pkg/cert, not derived from TMPDIR.
 _OPERATOR_CERT_PROBE = Path("/tmp/k8s-webhook-server/serving-certs/tls.crt")
-# The names the API server and the Training Operator's cert-controller check the certificate for.
-_OPERATOR_DNS_NAMES = ["localhost", f"training-operator.{TRAINING_OPERATOR_NAMESPACE}.svc"]
 
 
 @dataclass
@@ -79,8 +82,8 @@ def find_kubeflow_dir() -> Path:
         if proc.returncode != 0:
             raise MissingToolError(
                 f"the Kubeflow test bed is not built and {KUBEFLOW_DIR_ENV} is not set: run "
-                f"`{KUBEFLOW_DIR_ENV}=$(scripts/kubeflow-tools.sh)` first (about 7 minutes "
-                "cold), or scripts/test.sh, which does it"
+                f"`{KUBEFLOW_DIR_ENV}=$(scripts/kubeflow-tools.sh)` first (11 to 27 "
+                "minutes cold), or scripts/test.sh, which does it"
             )
         root = Path(proc.stdout.strip().splitlines()[-1])
     missing = [t for t in KUBEFLOW_TOOLS if not os.access(root / "bin" / t, os.X_OK)]
@@ -106,10 +109,11 @@ def install_kubeflow(
         applying = _start_crd_applies(cluster, kubeflow_dir)
         # Meanwhile (the API server takes seconds to digest the CRDs): certificates, ports,
         # the Training Operator's Secret and every webhook registration.
-        tls = make_webhook_tls("training-operator-ca", _OPERATOR_DNS_NAMES)
+        tls = make_webhook_tls("training-operator-ca", WEBHOOK_DNS_NAMES)
         cert_dir = _write_serving_certs(workdir, tls)
-        ports = {name: _free_port() for name in KUBEFLOW_TOOLS}
-        cluster.apply([*_training_operator_objects(tls), *_webhook_configurations(ports, tls)])
+        ports = dict(zip(KUBEFLOW_TOOLS, _free_ports(len(KUBEFLOW_TOOLS)), strict=True))
+        webhooks = webhook_configurations(ports, tls)
+        cluster.apply([*training_operator_secret(tls), *webhooks])
         _wait_for_crds(cluster, applying)
         launchers = {
             "jobset": _jobset_argv,
@@ -119,9 +123,13 @@ def install_kubeflow(
         for name in KUBEFLOW_TOOLS:
             argv = launchers[name](kubeflow_dir, workdir, cert_dir, ports[name])
             stack.processes[name] = _Process.start(name, argv, workdir, cluster.kubeconfig)
+        urls = [h["clientConfig"]["url"] for config in webhooks for h in config["webhooks"]]
         for name in KUBEFLOW_TOOLS:
-            _wait_for_webhook(stack.processes[name], ports[name], tls.ca_cert)
+            mine = [url for url in urls if url.startswith(f"https://127.0.0.1:{ports[name]}/")]
+            _wait_for_webhooks(stack.processes[name], mine, tls.ca_cert)
         _apply_runtime(cluster, kubeflow_dir / "runtimes" / "torch_distributed.yaml", stack)
+        for process in stack.processes.values():
+            process.check_alive()
         stack.kserve.start()
         yield stack
     finally:
@@ -212,42 +220,28 @@ def _wait_for_crds(cluster: KubeCluster, applying: Sequence[subprocess.Popen[byt
             raise ToolError(f"`{proc.args!r}` failed: {err.decode().strip()}")
         names += out.decode().split()
     # Not `kubectl wait`: it fails outright on a CRD whose status has no conditions yet.
-    listing = "{range .items[*]}{.metadata.name}:{range .status.conditions[*]}{.type}={.status},{end}\n{end}"  # noqa: E501
+    listing = (
+        "{range .items[*]}{.metadata.name}:"
+        "{range .status.conditions[*]}{.type}={.status},{end}\n{end}"
+    )
 
     def established() -> bool | None:
         lines = cluster.kubectl("get", *names, "-o", f"jsonpath={listing}").splitlines()
         return True if sum("Established=True" in line for line in lines) == len(names) else None
 
     wait_for(established, _STARTUP_TIMEOUT, f"{len(names)} CRDs Established")
+    # Established comes before discovery lists the resource, and a controller whose REST
+    # mapper misses a kind exits (the Training Operator) or never watches it.
+    kinds = ",".join(name.split("/", 1)[1] for name in names)
 
+    def served() -> bool | None:
+        try:
+            cluster.kubectl("get", kinds, "--all-namespaces", "-o", "name")
+        except ToolError:
+            return None
+        return True
 
-def _training_operator_objects(tls: WebhookTLS) -> list[dict[str, Any]]:
-    """The Secret the Training Operator's cert-controller reads, holding certificates it keeps.
-
-    Out of a cluster its own CA would not do: it would write that CA into the webhook
-    configuration while its webhook server, which reads files a kubelet would mount from the
-    Secret, served something else. Given a Secret it judges valid, it changes nothing.
-    """
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": "training-operator-webhook-cert",
-            "namespace": TRAINING_OPERATOR_NAMESPACE,
-        },
-        "data": {
-            "ca.crt": _b64(tls.ca_cert),
-            "ca.key": _b64(tls.ca_key),
-            "tls.crt": _b64(tls.cert),
-            "tls.key": _b64(tls.key),
-        },
-    }
-    namespace = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": TRAINING_OPERATOR_NAMESPACE},
-    }
-    return [namespace, secret]
+    wait_for(served, _STARTUP_TIMEOUT, f"the CRDs' kinds in discovery ({kinds})")
 
 
 def _jobset_argv(kubeflow_dir: Path, workdir: Path, cert_dir: Path, port: int) -> list[str]:
@@ -293,192 +287,33 @@ def _operator_argv(kubeflow_dir: Path, workdir: Path, cert_dir: Path, port: int)
     ]
 
 
-def _webhook(
-    name: str,
-    path: str,
-    group: str,
-    version: str,
-    resource: str,
-    operations: Sequence[str],
-    selector: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    hook: dict[str, Any] = {
-        "name": name,
-        "admissionReviewVersions": ["v1"],
-        "clientConfig": {"url": path},
-        "failurePolicy": "Fail",
-        "sideEffects": "None",
-        "rules": [
-            {
-                "apiGroups": [group],
-                "apiVersions": [version],
-                "operations": list(operations),
-                "resources": [resource],
-            }
-        ],
-    }
-    if selector is not None:
-        hook["objectSelector"] = selector
-    return hook
+def _wait_for_webhooks(process: _Process, urls: Sequence[str], ca_cert: bytes) -> None:
+    """Wait until `process` answers on every webhook URL, over TLS the API server trusts.
 
-
-def _webhook_configurations(ports: Mapping[str, int], tls: WebhookTLS) -> list[dict[str, Any]]:
-    """The webhooks of each project's shipped manifests (after their kustomize patches),
-    pointed at the local processes instead of in-cluster Services."""
-    jobset = f"https://127.0.0.1:{ports['jobset']}"
-    trainer = f"https://127.0.0.1:{ports['trainer-controller-manager']}"
-    operator = f"https://127.0.0.1:{ports['training-operator']}"
-    jobset_pods = {
-        "matchExpressions": [{"key": "jobset.sigs.k8s.io/jobset-name", "operator": "Exists"}]
-    }
-    validated = {
-        "matchExpressions": [
-            {
-                "key": "trainer.kubeflow.org/webhook-validation",
-                "operator": "NotIn",
-                "values": ["disabled"],
-            }
-        ]
-    }
-    t_group, t_version = "trainer.kubeflow.org", "v1alpha1"
-    create, create_update = ("CREATE",), ("CREATE", "UPDATE")
-    configs = [
-        (
-            "Mutating",
-            "jobset-mutating-webhook-configuration",
-            [
-                _webhook(
-                    "mjobset.kb.io",
-                    f"{jobset}/mutate-jobset-x-k8s-io-v1alpha2-jobset",
-                    "jobset.x-k8s.io",
-                    "v1alpha2",
-                    "jobsets",
-                    create,
-                ),
-                _webhook(
-                    "mpod.kb.io", f"{jobset}/mutate--v1-pod", "", "v1", "pods", create, jobset_pods
-                ),
-            ],
-        ),
-        (
-            "Validating",
-            "jobset-validating-webhook-configuration",
-            [
-                _webhook(
-                    "vjobset.kb.io",
-                    f"{jobset}/validate-jobset-x-k8s-io-v1alpha2-jobset",
-                    "jobset.x-k8s.io",
-                    "v1alpha2",
-                    "jobsets",
-                    create_update,
-                ),
-                _webhook(
-                    "vpod.kb.io",
-                    f"{jobset}/validate--v1-pod",
-                    "",
-                    "v1",
-                    "pods",
-                    create,
-                    jobset_pods,
-                ),
-            ],
-        ),
-        (
-            "Mutating",
-            "defaulter.trainer.kubeflow.org",
-            [
-                _webhook(
-                    "defaulter.trainjob.trainer.kubeflow.org",
-                    f"{trainer}/mutate-trainer-kubeflow-org-v1alpha1-trainjob",
-                    t_group,
-                    t_version,
-                    "trainjobs",
-                    create_update,
-                ),
-            ],
-        ),
-        (
-            "Validating",
-            "validator.trainer.kubeflow.org",
-            [
-                _webhook(
-                    "validator.clustertrainingruntime.trainer.kubeflow.org",
-                    f"{trainer}/validate-trainer-kubeflow-org-v1alpha1-clustertrainingruntime",
-                    t_group,
-                    t_version,
-                    "clustertrainingruntimes",
-                    create_update,
-                    validated,
-                ),
-                _webhook(
-                    "validator.trainingruntime.trainer.kubeflow.org",
-                    f"{trainer}/validate-trainer-kubeflow-org-v1alpha1-trainingruntime",
-                    t_group,
-                    t_version,
-                    "trainingruntimes",
-                    create_update,
-                    validated,
-                ),
-                _webhook(
-                    "validator.trainjob.trainer.kubeflow.org",
-                    f"{trainer}/validate-trainer-kubeflow-org-v1alpha1-trainjob",
-                    t_group,
-                    t_version,
-                    "trainjobs",
-                    create_update,
-                ),
-            ],
-        ),
-        # The name the Training Operator's cert-controller looks for.
-        (
-            "Validating",
-            "validator.training-operator.kubeflow.org",
-            [
-                _webhook(
-                    f"validator.{kind}.training-operator.kubeflow.org",
-                    f"{operator}/validate-kubeflow-org-v1-{kind}",
-                    "kubeflow.org",
-                    "v1",
-                    f"{kind}s",
-                    create_update,
-                )
-                for kind in ("pytorchjob", "tfjob")
-            ],
-        ),
-    ]
-    bundle = _b64(tls.ca_cert)
-    objects = []
-    for kind, name, hooks in configs:
-        for hook in hooks:
-            hook["clientConfig"] = {"url": hook["clientConfig"]["url"], "caBundle": bundle}
-        objects.append(
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1",
-                "kind": f"{kind}WebhookConfiguration",
-                "metadata": {"name": name, "labels": {"ocibuild.test/kubeflow": "true"}},
-                "webhooks": hooks,
-            }
-        )
-    return objects
-
-
-def _wait_for_webhook(process: _Process, port: int, ca_cert: bytes) -> None:
-    """Wait until the process serves TLS on `port` with the certificate the API server trusts."""
+    A controller listens as soon as its first webhook is registered and registers the others
+    after, so each path is asked for: any answer but 404 means its handler is there.
+    """
     context = ssl.create_default_context(cadata=ca_cert.decode())
+    pending = list(urls)
 
     def serving() -> bool | None:
         process.check_alive()
-        try:
-            with (
-                socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
-                context.wrap_socket(sock, server_hostname="127.0.0.1"),
-            ):
-                return True
-        except OSError:
-            return None
+        while pending:
+            url = urllib.parse.urlsplit(pending[0])
+            conn = http.client.HTTPSConnection(url.netloc, timeout=2, context=context)
+            try:
+                conn.request("GET", url.path)
+                if conn.getresponse().status == 404:
+                    return None
+            except OSError:
+                return None
+            finally:
+                conn.close()
+            pending.pop(0)
+        return True
 
     try:
-        wait_for(serving, _STARTUP_TIMEOUT, f"{process.name}'s webhook server on port {port}")
+        wait_for(serving, _STARTUP_TIMEOUT, f"{process.name}'s webhooks {pending}")
     except TimeoutError as err:
         raise ToolError(f"{err}\n{process.tail()}") from err
 
@@ -497,12 +332,10 @@ def _apply_runtime(cluster: KubeCluster, path: Path, stack: KubeflowStack) -> No
             time.sleep(0.2)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+def _free_ports(count: int) -> list[int]:
+    # All bound at once, so that the kernel cannot hand the same port out twice.
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]

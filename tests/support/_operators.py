@@ -116,8 +116,8 @@ class KServeStandIn:
             self._reconcile_standard(isvc, status, conditions)
         elif mode == "Standard":
             # Model-format predictors need ServingRuntimes, which this stand-in has none of.
-            conditions.set("PredictorReady", "False", "NoSupportingRuntime",
-                           "the KServe stand-in serves custom containers only")  # fmt: skip
+            why = "the KServe stand-in serves custom containers only"
+            conditions.set("PredictorReady", "False", "NoSupportingRuntime", why)
             conditions.set_ready()
         # else: KServe without Knative refuses Knative mode and leaves every condition Unknown.
         conditions.store()
@@ -271,19 +271,17 @@ def _service_ports(containers: Sequence[Mapping[str, Any]], component: str) -> l
     ports = containers[0].get("ports") or []
     if not ports:
         return [{"name": component, "port": 80, "targetPort": 8080, "protocol": "TCP"}]
-    first = {"port": 80, "targetPort": ports[0]["containerPort"]}
-    result = [{**_named(ports[0]), **first, "protocol": ports[0].get("protocol", "TCP")}]
-    for port in ports[1:]:
-        number = port["containerPort"]
-        result.append(
-            {**_named(port), "port": number, "targetPort": number,
-             "protocol": port.get("protocol", "TCP")}
-        )  # fmt: skip
-    return result
-
-
-def _named(port: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": port["name"]} if port.get("name") else {}
+    # The first container port is served on 80, any others on their own numbers.
+    numbers = [80] + [port["containerPort"] for port in ports[1:]]
+    return [
+        {
+            **({"name": port["name"]} if port.get("name") else {}),
+            "port": number,
+            "targetPort": port["containerPort"],
+            "protocol": port.get("protocol", "TCP"),
+        }
+        for port, number in zip(ports, numbers, strict=True)
+    ]
 
 
 def _with_hash(obj: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:

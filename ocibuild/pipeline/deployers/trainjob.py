@@ -32,7 +32,6 @@ from ._workload import (
     WorkloadRun,
     condition_text,
     true_conditions,
-    wait_all_gone,
 )
 from .job import JOB, object_metadata, pod_template, runtime_pod_spec
 
@@ -327,13 +326,9 @@ class TrainJobRun(WorkloadRun):
     ) -> DeployStatus:
         return trainjob_status(obj, pods, self.deployer.num_nodes)
 
-    def delete(self) -> None:
-        """Delete the TrainJob with its JobSet, Jobs and pods, and wait until all are gone."""
-        super().delete()
-        # The TrainJob goes once its JobSet has, but the garbage collector deletes the
-        # JobSet's Jobs (and their pods) in the background after that: wait for them too.
-        for resource in (JOB, POD):
-            wait_all_gone(self.access, resource, self.namespace, self.selector, self.what)
+    def children(self) -> list[tuple[Resource, str]]:
+        """The JobSet's Jobs, then their pods (the JobSet goes before its Jobs)."""
+        return [(JOB, self.selector), (POD, self.selector)]
 
 
 TrainJob.run_class = TrainJobRun

@@ -397,12 +397,14 @@ def old_trainer_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ku
     crd = old_trainjob_crd()
     with start_kube_cluster(find_kube_bin(), tmp_path_factory.mktemp("kwok-old")) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
-        cluster.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=120s",
-            "crd/trainjobs.trainer.kubeflow.org",
-        )
+        # `kubectl wait` fails outright on a CRD that has no status.conditions yet.
+        jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+
+        def established() -> bool | None:
+            crd = "crd/trainjobs.trainer.kubeflow.org"
+            return cluster.kubectl("get", crd, "-o", f"jsonpath={jsonpath}") == "True" or None
+
+        wait_for(established, 120, "the Trainer v2.1 TrainJob CRD to be Established")
         yield cluster
 
 

@@ -397,12 +397,17 @@ def old_trainer_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ku
     crd = old_trainjob_crd()
     with start_kube_cluster(find_kube_bin(), tmp_path_factory.mktemp("kwok-old")) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
-        # `kubectl wait` fails outright on a CRD that has no status.conditions yet.
-        jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
 
+        # `kubectl wait` (and a jsonpath filter) fail outright on a CRD with no conditions yet.
         def established() -> bool | None:
-            crd = "crd/trainjobs.trainer.kubeflow.org"
-            return cluster.kubectl("get", crd, "-o", f"jsonpath={jsonpath}") == "True" or None
+            crd = json.loads(
+                cluster.kubectl("get", "crd/trainjobs.trainer.kubeflow.org", "-o", "json")
+            )
+            conditions = crd.get("status", {}).get("conditions") or []
+            return (
+                any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+                or None
+            )
 
         wait_for(established, 120, "the Trainer v2.1 TrainJob CRD to be Established")
         yield cluster

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import DeployError, NoClusterError
+from ._core_api import CoreApi
 
 __all__ = ["SERVICE_ACCOUNT_DIR", "KubeAccess", "Watch", "find_kube_config", "import_kubernetes"]
 
@@ -165,13 +166,9 @@ class KubeAccess:
 
     # -- requests --------------------------------------------------------------------------
 
-    def core(self) -> Any:
-        """``CoreV1Api`` on this cluster."""
-        return import_kubernetes().client.CoreV1Api(self.api)
-
-    def batch(self) -> Any:
-        """``BatchV1Api`` on this cluster."""
-        return import_kubernetes().client.BatchV1Api(self.api)
+    def core(self) -> CoreApi:
+        """The core API's requests (pods, logs, secrets, services) on this cluster."""
+        return CoreApi(self.api)
 
     def call(
         self,

@@ -17,7 +17,6 @@ import base64
 import copy
 import json
 import logging
-import re
 import secrets
 import string
 import sys
@@ -106,8 +105,7 @@ class Resource:
         return self.api_version.rpartition("/")[2]
 
     def _core(self, access: KubeAccess, verb: str) -> Callable[..., Any]:
-        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
-        return getattr(access.core(), f"{verb}_namespaced_{snake}")  # type: ignore[no-any-return]
+        return access.core().method(verb, self.plural)
 
     def _custom(self, access: KubeAccess) -> Any:
         from ._kube import import_kubernetes

@@ -50,10 +50,7 @@ def logs(kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path) -> list
     The tests that read it use the ``slow`` scenario: the job deployer loses the log of a pod
     whose Job completes before the pod watch reports it started (kwok's instant pods).
     """
-    logs_file = tmp_path / "main.log"
-    stamp = "2026-01-01T00:00:00.000000000Z"
-    logs_file.write_text("".join(f"{stamp} stdout F {line}\n" for line in LOG_LINES))
-    kube_cluster.serve_logs(kube_namespace, logs_file)
+    kube_cluster.serve_log_lines(kube_namespace, LOG_LINES, tmp_path)
     return LOG_LINES
 
 

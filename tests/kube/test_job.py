@@ -44,10 +44,7 @@ def pod_spec(**extra: Any) -> PodSpec:
 @pytest.fixture
 def logs(kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path) -> list[str]:
     """Every pod of the namespace logs LINES."""
-    logs_file = tmp_path / "pod.log"
-    stamp = "2026-01-01T00:00:00.000000000Z"
-    logs_file.write_text("".join(f"{stamp} stdout F {line}\n" for line in LINES))
-    kube_cluster.serve_logs(kube_namespace, logs_file)
+    kube_cluster.serve_log_lines(kube_namespace, LINES, tmp_path)
     return LINES
 
 

@@ -34,10 +34,7 @@ def pod_spec() -> PodSpec:
 
 @pytest.fixture
 def logs(kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path) -> list[str]:
-    logs_file = tmp_path / "pod.log"
-    stamp = "2026-01-01T00:00:00.000000000Z"
-    logs_file.write_text("".join(f"{stamp} stdout F {line}\n" for line in LINES))
-    kube_cluster.serve_logs(kube_namespace, logs_file)
+    kube_cluster.serve_log_lines(kube_namespace, LINES, tmp_path)
     return LINES
 
 

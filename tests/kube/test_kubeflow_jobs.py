@@ -25,7 +25,6 @@ from tests.support import SCENARIO_LABEL, KubeCluster, Scenario, wait_for
 pytestmark = pytest.mark.xdist_group("kube")
 
 IMAGE = "registry.test.invalid/team/train:1@sha256:" + "cd" * 32
-STAMP = "2026-01-01T00:00:00.000000000Z"
 JOB_NAME = "training.kubeflow.org/job-name"
 REPLICA_TYPE = "training.kubeflow.org/replica-type"
 KINDS = {
@@ -78,9 +77,7 @@ class Bed:
         return [f"{o['kind']}/{o['metadata']['name']}" for o in self.get(f"{self.plural},pods")]
 
     def serve(self, tmp_path: Path, lines: list[str]) -> None:
-        logs_file = tmp_path / "replica.log"
-        logs_file.write_text("".join(f"{STAMP} stdout F {line}\n" for line in lines))
-        self.cluster.serve_logs(self.namespace, logs_file)
+        self.cluster.serve_log_lines(self.namespace, lines, tmp_path)
 
 
 @pytest.fixture(params=sorted(KINDS))

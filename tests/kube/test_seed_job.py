@@ -35,9 +35,7 @@ def test_the_seed_example_runs_as_a_job(
     (project / "train.py").write_text(
         SEED.format(base=base_in_registry.oci, registry=f"{registry.host}/team")
     )
-    log = tmp_path / "pod.log"
-    log.write_text("2026-01-01T00:00:00.000000000Z stdout F training with 0+runtime in /app\n")
-    kube_cluster.serve_logs(kube_namespace, log)
+    kube_cluster.serve_log_lines(kube_namespace, ["training with 0+runtime in /app"], tmp_path)
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(context_namespace(kube_cluster.kubeconfig.read_text(), kube_namespace))
     home = tmp_path / "home"

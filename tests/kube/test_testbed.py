@@ -172,10 +172,7 @@ def test_logs_come_through_the_api_server(
     kube_cluster: KubeCluster, jobs: _Jobs, tmp_path: Path
 ) -> None:
     lines = ["epoch 1 loss 0.5", "epoch 2 loss 0.25"]
-    logs_file = tmp_path / "main.log"
-    stamp = "2026-01-01T00:00:00.000000000Z"
-    logs_file.write_text("".join(f"{stamp} stdout F {line}\n" for line in lines))
-    kube_cluster.serve_logs(jobs.namespace, logs_file)
+    kube_cluster.serve_log_lines(jobs.namespace, lines, tmp_path)
     jobs.create(_job("talk", Scenario.SUCCESS))
     jobs.wait_finished("talk")
     pod = jobs.pod("talk")

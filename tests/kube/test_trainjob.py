@@ -43,7 +43,6 @@ from tests.support import (
 pytestmark = pytest.mark.xdist_group("kube")
 
 IMAGE = "registry.test.invalid/team/train:1@sha256:" + "ab" * 32
-STAMP = "2026-01-01T00:00:00.000000000Z"
 LINES = ["rank ready", "epoch 1 loss 0.5", "done"]
 JOBSET = "jobset.sigs.k8s.io/jobset-name"
 OLD_TRAINER = "v2.1.0"
@@ -95,9 +94,7 @@ class Bed:
         return [f"{o['kind']}/{o['metadata']['name']}" for o in self.get(kinds)]
 
     def serve(self, tmp_path: Path, lines: list[str]) -> None:
-        logs_file = tmp_path / "node.log"
-        logs_file.write_text("".join(f"{STAMP} stdout F {line}\n" for line in lines))
-        self.cluster.serve_logs(self.namespace, logs_file)
+        self.cluster.serve_log_lines(self.namespace, lines, tmp_path)
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ KUBE_TOOLS = (
 _REPO = Path(__file__).resolve().parents[2]
 _NODES = 2
 _T = TypeVar("_T")
+_LOG_STAMP = "2026-01-01T00:00:00.000000000Z"
 
 
 class KubeCluster:
@@ -85,6 +86,14 @@ class KubeCluster:
         self.kubectl(
             "delete", "clusterlogs", "-l", f"ocibuild.test/namespace={name}", "--ignore-not-found"
         )
+
+    def serve_log_lines(self, namespace: str, lines: Sequence[str], directory: Path) -> Path:
+        """Make every pod of `namespace` log `lines` (written in CRI format to a file in
+        `directory`, whose path is returned)."""
+        logs_file = directory / f"{namespace}.log"
+        logs_file.write_text("".join(f"{_LOG_STAMP} stdout F {line}\n" for line in lines))
+        self.serve_logs(namespace, logs_file)
+        return logs_file
 
     def serve_logs(self, namespace: str, logs_file: Path) -> None:
         """Make every pod of `namespace` report the CRI-format `logs_file` as its log."""

@@ -13,6 +13,7 @@ manifests, dry run, pull secret, create, follow, clean up); a deployer gives it
 
 from __future__ import annotations
 
+import abc
 import base64
 import copy
 import json
@@ -329,7 +330,7 @@ class DryRun:
         """Nothing to delete."""
 
 
-class KubeDeployer:
+class KubeDeployer(abc.ABC):
     """The options and deploy steps of every Kubernetes deployer.
 
     A subclass sets ``resource`` (the workload's kind) and ``run_class`` (its handle), and
@@ -391,9 +392,9 @@ class KubeDeployer:
 
     # -- what a deployer writes ------------------------------------------------------------
 
+    @abc.abstractmethod
     def manifests(self, pod_spec: PodSpec, namespace: str, name: str) -> list[dict[str, Any]]:
         """What :meth:`deploy` creates, in order; the workload last. ``pod_spec`` is mutated."""
-        raise NotImplementedError
 
     def url(self, namespace: str, name: str) -> str | None:
         """Where a server answers, known before it runs (a job has none)."""
@@ -497,7 +498,7 @@ class KubeDeployer:
             run.delete()
 
 
-class WorkloadRun:
+class WorkloadRun(abc.ABC):
     """A workload ``deploy`` created: ``name``, ``namespace``, ``uid``, and what it is doing.
 
     A subclass gives :meth:`status_of` and :attr:`selector`; it may give :meth:`failure` a
@@ -545,15 +546,15 @@ class WorkloadRun:
     # -- what a workload says ---------------------------------------------------------------
 
     @property
+    @abc.abstractmethod
     def selector(self) -> str:
         """The label selector of the workload's pods."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def status_of(
         self, obj: Mapping[str, Any], pods: Mapping[str, Mapping[str, Any]] | None = None
     ) -> DeployStatus:
         """The phase of the workload ``obj`` (with its ``pods``, when known)."""
-        raise NotImplementedError
 
     def finished(self, status: DeployStatus) -> bool:
         """Whether following can stop: the workload ended, or a server is ready."""

@@ -8,6 +8,7 @@ the tests write. What the deployer reports is checked against what the API serve
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import logging
@@ -345,12 +346,28 @@ def test_waiting_resumes_after_the_connection_drops(
 
 
 def cut_while_following(relay: Any, deploys: Deploys) -> None:
-    # As soon as the Job has a pod and the deployer's watches are open (the create's
-    # connection is reused by one of them): a cut once the pod is Running could come after
-    # its 3 s had passed on a loaded machine, when no watch is left to resume.
+    # Cut once the Job has a pod and the deployer has opened its connections, then again each
+    # time it has reconnected, while the Job runs: a cut that lands while a list is in flight
+    # is retried by urllib3 itself (no watch resumes), so one cut alone proves nothing.
     def following() -> bool | None:
         pods = [p for name in deploys.jobs() for p in deploys.pods(name)]
         return True if pods and relay.accepted >= 2 else None
 
+    def running() -> bool:
+        names = deploys.jobs()
+        body = deploys.read_job(names[0]) if names else None
+        conditions = ((body or {}).get("status") or {}).get("conditions") or []
+        return body is not None and not any(c["type"] in ("Complete", "Failed") for c in conditions)
+
     wait_for(following, 30, "a pod of the Job and the deployer's two watches")
-    relay.cut()
+
+    def reconnected(accepted: int) -> bool | None:
+        return True if relay.accepted > accepted or not running() else None
+
+    for _ in range(4):
+        accepted = relay.accepted
+        relay.cut()
+        wait_for(functools.partial(reconnected, accepted), 30, "the deployer reconnecting")
+        if not running():
+            return
+        time.sleep(0.5)  # let the new connections settle into their watches

@@ -61,7 +61,7 @@ from .pipeline._errors import (
     PodPendingError,
     WorkloadFailedError,
 )
-from .transports import set_prefix_resolver
+from .transports import CredentialSource, set_plugin_sources, set_prefix_resolver
 
 __all__ = [
     "AuthenticationError",
@@ -137,5 +137,14 @@ def _plugin_transport(kind: str) -> bool:
     return kind in get_plugins().transports()
 
 
+def _plugin_credential_sources() -> list[CredentialSource]:
+    """The plugins' registry credential sources; the plugins load on the first registry that
+    asks for credentials nothing configured has (an anonymous registry never loads them)."""
+    from .pipeline._plugins import get_plugins
+
+    return get_plugins().credential_sources()
+
+
 set_prefix_resolver(_plugin_transport)
+set_plugin_sources(_plugin_credential_sources)
 publish(__name__, globals(), [n for n in __all__ if n not in ("config", "run")])

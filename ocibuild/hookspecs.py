@@ -17,7 +17,8 @@ under the entry-point group ``ocibuild``::
 
 Name hooks return a mapping of name -> factory; what a factory makes must follow its kind's
 protocol in :mod:`ocibuild.pipeline` (``Preprocessor``, ``Builder``, ``Deployer``,
-``ContextStore``, ``PodSpecMutator``). ``ocibuild_transports`` returns prefix -> ``Transport``.
+``ContextStore``, ``PodSpecMutator``). ``ocibuild_transports`` returns prefix -> ``Transport``,
+``ocibuild_credential_sources`` name -> ``CredentialSource`` (registry credentials).
 A name provided by two plugins is an error naming both. Lifecycle hooks observe a run; their
 return values are ignored, and an exception they raise stops the run.
 """
@@ -27,6 +28,7 @@ from .pipeline._hookspecs import (
     PROJECT,
     BuilderFactory,
     ContextStoreFactory,
+    CredentialSource,
     DeployerFactory,
     PodSpecMutatorFactory,
     PreprocessorFactory,
@@ -37,6 +39,7 @@ from .pipeline._hookspecs import (
     ocibuild_before_deploy,
     ocibuild_builders,
     ocibuild_context_stores,
+    ocibuild_credential_sources,
     ocibuild_deployers,
     ocibuild_pod_spec_mutators,
     ocibuild_preprocessors,
@@ -47,6 +50,7 @@ __all__ = [
     "PROJECT",
     "BuilderFactory",
     "ContextStoreFactory",
+    "CredentialSource",
     "DeployerFactory",
     "PodSpecMutatorFactory",
     "PreprocessorFactory",
@@ -57,6 +61,7 @@ __all__ = [
     "ocibuild_before_deploy",
     "ocibuild_builders",
     "ocibuild_context_stores",
+    "ocibuild_credential_sources",
     "ocibuild_deployers",
     "ocibuild_pod_spec_mutators",
     "ocibuild_preprocessors",

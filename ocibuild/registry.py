@@ -7,6 +7,7 @@ the protocol to one host; ``login``/``logout`` manage stored credentials.
 from ._public import publish
 from .transports.registry import (
     Credential,
+    CredentialSource,
     MountResult,
     RegistryClient,
     RegistryOptions,
@@ -20,6 +21,7 @@ from .transports.registry import (
 
 __all__ = [
     "Credential",
+    "CredentialSource",
     "MountResult",
     "RegistryClient",
     "RegistryOptions",

@@ -27,6 +27,13 @@ open_sink)}`` makes ``mem:PATH[:TAG]`` work wherever an image spelling is accept
 (``ocibuild.copy``, ``--base``, ``--to``). Return the same :class:`~ocibuild.transports.Transport`
 objects each time (module-level values): the transport table is one per process.
 
+``ocibuild_credential_sources`` adds registry credentials: ``{"google": source}``, where
+``source(registry, repository)`` returns a :class:`~ocibuild.registry.Credential` for a
+registry it knows (``us-docker.pkg.dev``) and ``None`` for any other. Sources are asked only
+when a registry asks for authentication and nothing the user configured (``--username``,
+``DOCKER_AUTH_CONFIG``, Docker's and containers' auth files, credential helpers) has an entry
+for it; the first source that answers wins.
+
 Lifecycle hooks observe a run; their return values are ignored, and an exception they raise
 stops the run.
 """
@@ -38,6 +45,8 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
+from ..transports import CredentialSource
+
 if TYPE_CHECKING:
     from ..transports import Transport
     from ._context import BuildContext
@@ -47,6 +56,7 @@ __all__ = [
     "PROJECT",
     "BuilderFactory",
     "ContextStoreFactory",
+    "CredentialSource",
     "DeployerFactory",
     "PodSpecMutatorFactory",
     "PreprocessorFactory",
@@ -57,6 +67,7 @@ __all__ = [
     "ocibuild_before_deploy",
     "ocibuild_builders",
     "ocibuild_context_stores",
+    "ocibuild_credential_sources",
     "ocibuild_deployers",
     "ocibuild_pod_spec_mutators",
     "ocibuild_preprocessors",
@@ -113,6 +124,15 @@ def ocibuild_pod_spec_mutators() -> Mapping[str, PodSpecMutatorFactory]:
 def ocibuild_transports() -> Mapping[str, Transport]:
     """Image transports by prefix (without the colon): ``{"mem": Transport("mem", ...)}``;
     each key must be its transport's ``kind``."""
+    raise NotImplementedError  # a spec: pluggy never calls its body
+
+
+@hookspec
+def ocibuild_credential_sources() -> Mapping[str, CredentialSource]:
+    """Registry credential sources by name: ``source(registry, repository)`` returns a
+    :class:`~ocibuild.registry.Credential` or ``None``. Asked after everything the user
+    configured, in the order the plugins were loaded; a source that raises stops the lookup
+    (say what is wrong with the credentials it found; return ``None`` when it has none)."""
     raise NotImplementedError  # a spec: pluggy never calls its body
 
 

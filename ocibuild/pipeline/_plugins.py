@@ -7,9 +7,13 @@ switch never removes them. Every name is provided by exactly one plugin: two pro
 same name is a :class:`PluginError` naming both distributions, and so is a plugin that fails
 to import or breaks a hook's contract.
 
-Transports are the one kind that is not a factory: :meth:`Plugins.transports` puts what the
-``ocibuild_transports`` hooks return into the process-wide transport table, on first use
-(the package root asks for it when a spelling names a prefix nobody registered yet).
+Two kinds are not factories. :meth:`Plugins.transports` puts what the ``ocibuild_transports``
+hooks return into the process-wide transport table, on first use (the package root asks for
+it when a spelling names a prefix nobody registered yet); :meth:`Plugins.credential_sources`
+gives the registry client the ``ocibuild_credential_sources`` functions.
+
+A name that one of ocibuild's own plugin distributions provides (``gcpjob`` comes with
+``ocibuild-gcp``) says which package to install when that package is not installed.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -28,10 +32,14 @@ from ._errors import PluginError
 from ._hookspecs import PROJECT, hookimpl
 from ._protocols import PodSpecMutator
 
+if TYPE_CHECKING:
+    from ..transports import CredentialSource
+
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",
     "ENTRY_POINT_GROUP",
     "KINDS",
+    "KNOWN_PROVIDERS",
     "PluginInfo",
     "Plugins",
     "get_plugins",
@@ -48,6 +56,7 @@ ENTRY_POINT_GROUP = "ocibuild"
 DISABLE_AUTOLOAD_ENV = "OCIBUILD_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_PLUGIN = "ocibuild.builtins"
 TRANSPORT_HOOK = "ocibuild_transports"
+CREDENTIAL_HOOK = "ocibuild_credential_sources"
 # kind -> the hook that provides names of that kind
 KINDS: Mapping[str, str] = {
     "preprocessor": "ocibuild_preprocessors",
@@ -55,6 +64,13 @@ KINDS: Mapping[str, str] = {
     "deployer": "ocibuild_deployers",
     "context_store": "ocibuild_context_stores",
     "pod_spec_mutator": "ocibuild_pod_spec_mutators",
+}
+# (kind, name) -> the distribution that provides it, for names ocibuild's own plugins provide
+KNOWN_PROVIDERS: Mapping[tuple[str, str], str] = {
+    ("deployer", "gcpjob"): "ocibuild-gcp",
+    ("deployer", "gcpserving"): "ocibuild-gcp",
+    ("context_store", "gcs"): "ocibuild-gcp",
+    ("pod_spec_mutator", "gcp_service_account"): "ocibuild-gcp",
 }
 
 
@@ -235,6 +251,20 @@ class Plugins:
             self._transports = frozenset(owners)
         return self._transports
 
+    def credential_sources(self) -> list[CredentialSource]:
+        """The registry credential sources plugins provide, in the order they were loaded; a
+        name two plugins provide is a :class:`PluginError` naming both."""
+        owners: dict[str, _Provider] = {}
+        for name, provider in self._hook_results(CREDENTIAL_HOOK, "name -> callable", callable):
+            other = owners.get(name)
+            if other is not None:
+                raise PluginError(
+                    f"the credential source {name!r} is provided by both {other.label()} and "
+                    f"{provider.label()}; uninstall one of them"
+                )
+            owners[name] = provider
+        return [provider.value for provider in owners.values()]
+
     def _registry(self, kind: str) -> dict[str, _Provider]:
         if self._registries is None:
             registries: dict[str, dict[str, _Provider]] = {}
@@ -267,6 +297,12 @@ class Plugins:
         provider = registry.get(name)
         if provider is None:
             known = ", ".join(sorted(registry)) or "none"
+            package = KNOWN_PROVIDERS.get((kind, name))
+            if package is not None:
+                raise PluginError(
+                    f"the {kind.replace('_', ' ')} {name!r} comes with the plugin {package}, "
+                    f"which is not installed: pip install {package} (installed: {known})"
+                )
             raise PluginError(
                 f"no {kind.replace('_', ' ')} named {name!r} (available: {known}); "
                 "install the plugin that provides it (ocibuild plugins lists what is installed)"
@@ -285,6 +321,9 @@ class Plugins:
                 provides.setdefault(provider.plugin, {}).setdefault(kind, []).append(name)
         for prefix, provider in self._provided_transports():
             provides.setdefault(provider.plugin, {}).setdefault("transport", []).append(prefix)
+        for name, provider in self._hook_results(CREDENTIAL_HOOK, "name -> callable", callable):
+            kinds = provides.setdefault(provider.plugin, {})
+            kinds.setdefault("credential_source", []).append(name)
         out = []
         for plugin_name, _plugin in self.manager.list_name_plugin():
             dist, version = self._origin.get(plugin_name, ("(not installed)", ""))

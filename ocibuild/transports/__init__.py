@@ -5,12 +5,14 @@
 """
 
 from ._base import BlobOutcome, BlobResult, ImageSink, ImageSource, NullProgress, Progress
+from ._credential_sources import CredentialSource, set_plugin_sources
 from ._location import Location, set_prefix_resolver
 from ._table import Transport, mount_origin, open_sink, open_source, register_transport
 
 __all__ = [
     "BlobOutcome",
     "BlobResult",
+    "CredentialSource",
     "ImageSink",
     "ImageSource",
     "Location",
@@ -21,5 +23,6 @@ __all__ = [
     "open_sink",
     "open_source",
     "register_transport",
+    "set_plugin_sources",
     "set_prefix_resolver",
 ]

@@ -11,6 +11,7 @@ from ocibuild.transports._base import ImageSink, ImageSource
 def test_public_names() -> None:
     assert sorted(ocibuild.registry.__all__) == [
         "Credential",
+        "CredentialSource",
         "MountResult",
         "RegistryClient",
         "RegistryOptions",

@@ -4,6 +4,7 @@
 the protocol to one host; ``login``/``logout`` manage stored credentials.
 """
 
+from .._credential_sources import CredentialSource
 from ._client import MountResult, RegistryClient
 from ._credentials import Credential, find_credential
 from ._login import login, logout
@@ -14,6 +15,7 @@ from ._upload import UploadResult
 
 __all__ = [
     "Credential",
+    "CredentialSource",
     "MountResult",
     "RegistryClient",
     "RegistryOptions",

@@ -2,8 +2,13 @@
 
 explicit options > ``$DOCKER_AUTH_CONFIG`` > Docker config (``credHelpers[host]`` >
 ``credsStore`` > ``auths``) > ``$REGISTRY_AUTH_FILE`` > containers ``auth.json`` >
-``~/.dockercfg``. An explicit ``auth_file`` option replaces every file in that chain. A
+``~/.dockercfg`` > the sources plugins add (``ocibuild_credential_sources``, e.g. Google's
+for Artifact Registry). An explicit ``auth_file`` option replaces every file in that chain. A
 configured helper that is not installed is a warning naming it, and the search goes on.
+
+The plugin sources come through :func:`ocibuild.transports.set_plugin_sources`: the package
+root hands over a function that loads the plugins when it is first called, so this floor
+never imports them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import CredentialError
+from .._credential_sources import plugin_sources
 from ._authfiles import (
     auth_file_chain,
     docker_config_path,
@@ -71,6 +77,10 @@ def find_credential(registry: str, repository: str | None, options: RegistryOpti
             found = _from_file(path, data, registry, repository)
             if found is not None:
                 return found
+    for source in plugin_sources():
+        found = source(registry, repository)
+        if found is not None:
+            return found
     return ANONYMOUS
 
 

@@ -1,0 +1,1 @@
+"""Google's APIs played over real HTTP on loopback, one small server per API."""

@@ -33,3 +33,8 @@ def no_google_of_the_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(gcloud))
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:1")
     yield
+
+
+# The fixtures of each part of the plugin: credentials and the token endpoint, Vertex AI,
+# Cloud Storage.
+pytest_plugins = ["tests.fixtures_auth", "tests.fixtures_vertex", "tests.fixtures_gcs"]

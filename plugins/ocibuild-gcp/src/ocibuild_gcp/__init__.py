@@ -36,7 +36,20 @@ _WHERE = {
     "GcpServingRun": "._serving",
 }
 
-__all__ = [*sorted(_WHERE), "__version__"]
+__all__ = [
+    "GcpAuthError",
+    "GcpJob",
+    "GcpJobRun",
+    "GcpServing",
+    "GcpServingRun",
+    "GcsContextStore",
+    "GoogleApiError",
+    "GoogleCredentials",
+    "VertexJobFailedError",
+    "__version__",
+    "application_default_credentials",
+    "gcp_service_account",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -123,7 +123,9 @@ class Emulator:
             if method == request.method and match:
                 request.groups = match.groups()
                 return handler(request)
-        return error_reply(404, "NOT_FOUND", f"{self.name}: no route for {request.method} {request.path}")
+        return error_reply(
+            404, "NOT_FOUND", f"{self.name}: no route for {request.method} {request.path}"
+        )
 
     def start(self) -> None:
         emulator = self
@@ -131,7 +133,7 @@ class Emulator:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: the requests are recorded instead
 
             def _serve(self) -> None:

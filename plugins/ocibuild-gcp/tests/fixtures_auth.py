@@ -1,0 +1,1 @@
+"""Fixtures: auth (filled in by its part of the plugin)."""

@@ -1,0 +1,1 @@
+"""Fixtures: gcs (filled in by its part of the plugin)."""

@@ -1,0 +1,1 @@
+"""Fixtures: vertex (filled in by its part of the plugin)."""

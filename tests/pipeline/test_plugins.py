@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -55,6 +56,7 @@ def test_plugins_lists_the_installed_plugin(plugin_site: Path, tmp_path: Path) -
             "preprocessor": ["greeting"],
             "deployer": ["recorder"],
             "transport": ["testmem"],
+            "credential_source": ["testsecrets"],
         },
     }
     assert listed[BUILTIN_PLUGIN]["distribution"] == "ocibuild"
@@ -71,6 +73,89 @@ def test_plugins_lists_the_installed_plugin(plugin_site: Path, tmp_path: Path) -
     human = ocibuild_cli("plugins", env=plugin_env(plugin_site, tmp_path))
     assert "testplugin  (ocibuild-testplugin 0.3.1)" in human.stdout
     assert "    preprocessors: greeting" in human.stdout
+
+
+def test_a_plugin_credential_source_signs_in_to_a_registry(
+    plugin_site: Path, tmp_path: Path, python_bases: PythonBases, basic_registry: Registry
+) -> None:
+    # Nothing the user configured has an entry for the registry: the plugin's source answers.
+    assert basic_registry.username and basic_registry.password
+    env = plugin_env(
+        plugin_site,
+        tmp_path,
+        DOCKER_CONFIG=str(tmp_path / "docker"),
+        REGISTRY_AUTH_FILE=str(tmp_path / "auth.json"),
+        OCIBUILD_TESTPLUGIN_REGISTRY=basic_registry.host,
+        OCIBUILD_TESTPLUGIN_USERNAME=basic_registry.username,
+        OCIBUILD_TESTPLUGIN_PASSWORD=basic_registry.password,
+    )
+    env.pop("DOCKER_AUTH_CONFIG", None)
+    dest = f"{basic_registry.host}/plugin/creds:1"
+    pushed = ocibuild_cli("copy", python_bases.local, dest, env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"credential {basic_registry.host} plugin/creds" in (tmp_path / "hooks.log").read_text()
+    assert basic_registry.password not in pushed.stdout + pushed.stderr
+
+    # What the user configured comes first: a wrong password there is not overridden.
+    wrong = base64.b64encode(f"{basic_registry.username}:wrong".encode()).decode()
+    (tmp_path / "hooks.log").unlink()
+    env["DOCKER_AUTH_CONFIG"] = json.dumps({"auths": {basic_registry.host: {"auth": wrong}}})
+    refused = ocibuild_cli("copy", python_bases.local, f"{dest}-again", env=env)
+    assert refused.returncode == 1
+    assert "$DOCKER_AUTH_CONFIG" in refused.stderr and "Traceback" not in refused.stderr
+    hooks = tmp_path / "hooks.log"
+    assert not hooks.exists() or "credential " not in hooks.read_text(encoding="utf-8")
+
+    # Without the plugin the registry is asked anonymously, and refuses.
+    del env["DOCKER_AUTH_CONFIG"]
+    env["OCIBUILD_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    anonymous = ocibuild_cli("copy", python_bases.local, f"{dest}-anon", env=env)
+    assert anonymous.returncode == 1 and "Traceback" not in anonymous.stderr
+
+
+def test_a_registry_that_asks_for_nothing_never_loads_the_plugins(
+    plugin_site: Path, tmp_path: Path, python_bases: PythonBases, registry: Registry
+) -> None:
+    env = plugin_env(plugin_site, tmp_path, OCIBUILD_TESTPLUGIN_REGISTRY=registry.host)
+    pushed = ocibuild_cli("copy", python_bases.local, f"{registry.host}/plugin/anon:1", env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert not (tmp_path / "hooks.log").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("deployer", "gcpjob"),
+        ("deployer", "gcpserving"),
+        ("context_store", "gcs"),
+        ("pod_spec_mutator", "gcp_service_account"),
+    ],
+)
+def test_a_name_of_a_plugin_not_installed_says_which_package(kind: str, name: str) -> None:
+    plugins = Plugins(autoload=False)  # the built-ins only, whatever this machine installed
+    with pytest.raises(PluginError) as raised:
+        plugins.lookup(kind, name)
+    message = str(raised.value)
+    assert f"{name!r} comes with the plugin ocibuild-gcp" in message
+    assert "pip install ocibuild-gcp" in message and "\n" not in message
+
+
+def test_the_cli_names_the_package_of_a_missing_deployer(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    proc = ocibuild_cli(
+        "run",
+        "train.py",
+        "--to",
+        f"oci:{tmp_path / 'out'}:1",
+        "--deployer",
+        "gcpjob",
+        env=child_env(OCIBUILD_DISABLE_PLUGIN_AUTOLOAD="1"),
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert "gcpjob" in line and "pip install ocibuild-gcp" in line
+    assert not (tmp_path / "out").exists()  # refused before anything was built
 
 
 def test_plugin_preprocessor_and_deployer_end_to_end(

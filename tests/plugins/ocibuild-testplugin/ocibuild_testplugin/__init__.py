@@ -1,5 +1,7 @@
-"""A tiny ocibuild plugin: the ``greeting`` preprocessor, the ``recorder`` deployer and the
-``testmem:NAME[:TAG]`` transport (OCI layouts under ``$OCIBUILD_TESTPLUGIN_STORE``)."""
+"""A tiny ocibuild plugin: the ``greeting`` preprocessor, the ``recorder`` deployer, the
+``testmem:NAME[:TAG]`` transport (OCI layouts under ``$OCIBUILD_TESTPLUGIN_STORE``) and the
+credential source ``testsecrets`` (``$OCIBUILD_TESTPLUGIN_USERNAME``/``_PASSWORD`` for the
+registry ``$OCIBUILD_TESTPLUGIN_REGISTRY``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 from ocibuild.hookspecs import hookimpl
 from ocibuild.pipeline import DeployStatus
 from ocibuild.preprocessors import BuildContext, ContextFile
+from ocibuild.registry import Credential
 from ocibuild.transports import (
     ImageSink,
     ImageSource,
@@ -24,6 +27,7 @@ from ocibuild.transports import (
 PREPROCESSOR = "greeting"
 DEPLOYER = "recorder"
 TRANSPORT = "testmem"
+CREDENTIAL_SOURCE = "testsecrets"
 
 
 class GreetingPreprocessor:
@@ -115,6 +119,19 @@ def ocibuild_deployers() -> dict[str, Any]:
 @hookimpl
 def ocibuild_transports() -> dict[str, Transport]:
     return {TRANSPORT: TESTMEM}
+
+
+def _secrets(registry: str, repository: str | None) -> Credential | None:
+    _log(f"credential {registry} {repository}")
+    if registry != os.environ.get("OCIBUILD_TESTPLUGIN_REGISTRY"):
+        return None
+    username, password = (os.environ[f"OCIBUILD_TESTPLUGIN_{k}"] for k in ("USERNAME", "PASSWORD"))
+    return Credential("the testsecrets plugin", username, password)
+
+
+@hookimpl
+def ocibuild_credential_sources() -> dict[str, Any]:
+    return {CREDENTIAL_SOURCE: _secrets}
 
 
 @hookimpl

@@ -4,7 +4,9 @@
 # Installs the Debian packages the tests drive (a real registry and independent validators),
 # creates .venv with ocibuild and its test extras (which bring the checkers too), then runs,
 # stopping at the first that fails: ruff check, ruff format --check, mypy (strict, package and
-# tests), lint-imports (the floors), and pytest on both cores. Before pytest it builds the
+# tests), lint-imports (the floors), the same checks for the plugin in plugins/ocibuild-gcp
+# (installed too, like any third-party plugin; its sources may import only ocibuild's public
+# API), and pytest on both cores: the plugin's tests, then ocibuild's. Before pytest it builds the
 # Kubernetes test bed from pinned Go modules (scripts/kube-tools.sh: needs Go >= 1.26 and the
 # Go module proxy; about 18 minutes and 5.5 GB the first time, cached after that), then the
 # Kubeflow / serving test bed on top of it (scripts/kubeflow-tools.sh: the JobSet, Trainer v2
@@ -30,9 +32,12 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+# ocibuild, and its Google Cloud plugin as a user installs it: a separate distribution that
+# ocibuild finds only through its entry point.
+.venv/bin/python -m pip install -q -e '.[test]' -e './plugins/ocibuild-gcp[test]'
 
-LINTED=(ocibuild tests benchmarks noxfile.py)
+LINTED=(ocibuild tests benchmarks noxfile.py scripts plugins/ocibuild-gcp/src plugins/ocibuild-gcp/tests)
+GCP_PLUGIN=plugins/ocibuild-gcp
 
 check() {
   local name=$1
@@ -48,6 +53,9 @@ check "ruff check" .venv/bin/ruff check "${LINTED[@]}"
 check "ruff format" .venv/bin/ruff format --check "${LINTED[@]}"
 check "mypy --strict" .venv/bin/mypy  # files and strictness come from pyproject.toml
 check "import contracts" .venv/bin/lint-imports
+# The plugin's own configuration (its pyproject.toml) types its sources and tests.
+check "mypy --strict (ocibuild-gcp)" sh -c "cd $GCP_PLUGIN && ../../.venv/bin/mypy"
+check "ocibuild-gcp uses only ocibuild's public API" .venv/bin/python scripts/check-public-imports.py "$GCP_PLUGIN/src"
 
 echo "==> Kubernetes test bed (scripts/kube-tools.sh)" >&2
 if ! kube_out=$(./scripts/kube-tools.sh); then
@@ -62,6 +70,16 @@ if ! kubeflow_out=$(./scripts/kubeflow-tools.sh); then
   exit 1
 fi
 export OCIBUILD_KUBEFLOW_DIR="${kubeflow_out##*$'\n'}"
+
+if [ "$#" -eq 0 ]; then
+  # The plugin's tests run from its own directory (its own rootdir and conftest), against
+  # Google's APIs emulated on loopback.
+  echo "==> pytest (ocibuild-gcp)" >&2
+  if ! (cd "$GCP_PLUGIN" && ../../.venv/bin/python -m pytest -n 2 -q); then
+    echo "test.sh: FAILED: the tests of $GCP_PLUGIN" >&2
+    exit 1
+  fi
+fi
 
 echo "==> pytest" >&2
 # exec, so that pytest's own summary is the last line and its exit status is the script's.

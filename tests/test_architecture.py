@@ -155,3 +155,31 @@ def test_no_import_cycles() -> None:
                         f"    {importer}:{detail['line_number']}: {detail['line_contents']}"
                     )
     assert not cycles, "modules that import each other:\n" + "\n".join(lines)
+
+
+def check_public_imports(*dirs: Path) -> subprocess.CompletedProcess[str]:
+    script = REPO / "scripts" / "check-public-imports.py"
+    return subprocess.run(
+        [sys.executable, str(script), *map(str, dirs)], capture_output=True, text=True, check=False
+    )
+
+
+def test_the_gcp_plugin_imports_only_the_public_api() -> None:
+    proc = check_public_imports(REPO / "plugins" / "ocibuild-gcp" / "src")
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_the_public_import_check_finds_private_imports(tmp_path: Path) -> None:
+    (tmp_path / "ok.py").write_text(
+        "from ocibuild.pipeline import PodSpec\nimport ocibuild.registry\n"
+    )
+    (tmp_path / "bad.py").write_text(
+        "from ocibuild.pipeline._errors import DeployError\n"
+        "import ocibuild.transports._table\n"
+        "from ocibuild import _public\n"
+    )
+    proc = check_public_imports(tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert [line.split(":")[1] for line in lines] == ["1", "2", "3"]
+    assert all(line.startswith(str(tmp_path / "bad.py")) for line in lines)

@@ -1,4 +1,4 @@
-"""Where the registry client finds the credential sources plugins add.
+"""A registry credential, and where the registry client finds the sources plugins add.
 
 The registry client asks :func:`plugin_sources` after every file the user configured; the
 package root installs, with :func:`set_plugin_sources`, a function that loads the plugins
@@ -8,12 +8,26 @@ when it is first called. This floor never imports the plugin manager itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
-if TYPE_CHECKING:
-    from .registry import Credential
+__all__ = ["Credential", "CredentialSource", "plugin_sources", "set_plugin_sources"]
 
-__all__ = ["CredentialSource", "plugin_sources", "set_plugin_sources"]
+
+@dataclass(frozen=True)
+class Credential:
+    """A user name and secret (or a token) and the source they came from; secrets never print."""
+
+    source: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    identity_token: str | None = field(default=None, repr=False)
+    registry_token: str | None = field(default=None, repr=False)
+
+    @property
+    def is_anonymous(self) -> bool:
+        """Whether there is nothing to authenticate with."""
+        return not (self.username or self.identity_token or self.registry_token)
+
 
 # (registry host, repository or None) -> a credential, or None when it is not the source's.
 CredentialSource = Callable[[str, "str | None"], "Credential | None"]

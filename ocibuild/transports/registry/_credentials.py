@@ -18,12 +18,11 @@ import binascii
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..._errors import CredentialError
-from .._credential_sources import plugin_sources
+from .._credential_sources import Credential, plugin_sources
 from ._authfiles import (
     auth_file_chain,
     docker_config_path,
@@ -37,22 +36,6 @@ from ._options import RegistryOptions
 __all__ = ["ANONYMOUS", "Credential", "find_credential"]
 
 log = logging.getLogger("ocibuild.registry")
-
-
-@dataclass(frozen=True)
-class Credential:
-    """A user name and secret (or a token) and the source they came from; secrets never print."""
-
-    source: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    identity_token: str | None = field(default=None, repr=False)
-    registry_token: str | None = field(default=None, repr=False)
-
-    @property
-    def is_anonymous(self) -> bool:
-        """Whether there is nothing to authenticate with."""
-        return not (self.username or self.identity_token or self.registry_token)
 
 
 ANONYMOUS = Credential("anonymous")

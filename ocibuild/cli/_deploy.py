@@ -56,9 +56,10 @@ def add_deployer_options(p: argparse.ArgumentParser) -> None:
         "-d",
         default="job",
         metavar="NAME",
-        help="job (a Kubernetes Job; needs a cluster), serving (a Kubernetes Deployment "
-        "and Service), local (a quick check with this machine's Python, not a container), "
-        "or a plugin's deployer (default: job)",
+        help="job (a Kubernetes Job; needs a cluster), trainjob, pytorchjob, tfjob (Kubeflow), "
+        "serving (a Kubernetes Deployment and Service), kfserving (KServe), local (a quick "
+        "check with this machine's Python, not a container), or a plugin's deployer, such as "
+        "gcpjob and gcpserving (Vertex AI, from ocibuild-gcp) (default: job)",
     )
     group.add_argument(
         "--deployer-option",

@@ -181,7 +181,10 @@ class Emulator:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll: stop() waits for serve_forever's next poll (0.5 s by default), and
+        # every test stops a server or two.
+        serve = self._server.serve_forever
+        threading.Thread(target=serve, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -45,6 +45,8 @@ __all__ = [
     "DEFAULT_PREFIX",
     "EMULATOR_ENV",
     "GcsContextStore",
+    "check_bucket",
+    "object_name",
     "parse_gs_url",
 ]
 
@@ -182,11 +184,16 @@ class GcsContextStore:
         generation = resource.get("generation")
         # Only the object made here: a newer one of the same name is someone else's.
         params = {"ifGenerationMatch": str(generation)} if generation is not None else None
-        api.request("DELETE", _object_path(bucket, name), params=params, ok=(200, 204, 404, 412))
+        try:
+            api.request(
+                "DELETE", _object_path(bucket, name), params=params, ok=(200, 204, 404, 412)
+            )
+            done = "the object was deleted"
+        except GoogleApiError as err:
+            done = f"deleting it failed too ({err.status} {err.reason}): delete it"
         raise DigestMismatchError(
             f"{API} stored {url} as {stored_size} bytes with MD5 {stored_md5}, not the "
-            f"{size} bytes with MD5 {md5} that were sent; the object was deleted: put the "
-            "context again"
+            f"{size} bytes with MD5 {md5} that were sent; {done}, and put the context again"
         )
 
     def _api(self, client: httpx.Client) -> GoogleApi:
@@ -199,10 +206,8 @@ class GcsContextStore:
 
         with self._lock:
             if not self._credentials:
-                found = find_credentials() if self._anonymous_ok else None
-                if not self._anonymous_ok:
-                    found = application_default_credentials()
-                self._credentials.append(found)
+                lookup = find_credentials if self._anonymous_ok else application_default_credentials
+                self._credentials.append(lookup())
             return self._credentials[0]
 
 

@@ -114,16 +114,17 @@ class GoogleApi:
         replayable = content is None or isinstance(content, (bytes, str))
         deadline = time.monotonic() + self.retry_seconds
         refreshed = False
-        attempt = 0
+        tries = 0
         while True:
+            tries += 1
             try:
                 answer = self._send(method, path, json, params, content, headers)
             except httpx.TransportError as err:
                 sent = not isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout))
-                lost = self._lost(method, path, err, sent)
                 if not replayable or (sent and method not in _IDEMPOTENT):
-                    raise lost from None
-                attempt = self._pause(attempt, deadline, None, lost)
+                    raise self._lost(method, path, err, sent, tries) from None
+                if not self._pause(tries, deadline, None):
+                    raise self._lost(method, path, err, sent, tries) from None
                 continue
             status = answer.status_code
             if status in accepted:
@@ -134,10 +135,9 @@ class GoogleApi:
                 continue
             if status == 401:
                 raise self._unauthenticated(method, path, answer)
-            if status in RETRIED_STATUSES and replayable:
-                attempt = self._pause(attempt, deadline, answer, self._error(method, path, answer))
+            if status in RETRIED_STATUSES and replayable and self._pause(tries, deadline, answer):
                 continue
-            raise self._error(method, path, answer)
+            raise self._error(method, path, answer, tries)
 
     def _send(
         self,
@@ -159,25 +159,21 @@ class GoogleApi:
             content=content,
             headers=sent_headers,
         )
-        log.debug("%s: %s -> %s", self._what(method, path), answer.status_code)
+        log.debug("%s -> %s", self._what(method, path), answer.status_code)
         return answer
 
-    def _pause(
-        self,
-        attempt: int,
-        deadline: float,
-        answer: httpx.Response | None,
-        failure: Exception,
-    ) -> int:
-        """Sleep before the next try, or raise ``failure`` when the budget would run out."""
-        delay = min(_MAX_DELAY, _FIRST_DELAY * 2**attempt) * random.uniform(0.5, 1.0)
+    def _pause(self, tries: int, deadline: float, answer: httpx.Response | None) -> bool:
+        """Sleep before the next try: ``Retry-After`` if the answer has one, else exponential
+        backoff with jitter; ``False`` (no sleep) when that would outlast the budget."""
         asked = _retry_after(answer) if answer is not None else None
         if asked is not None:
             delay = asked
+        else:
+            delay = min(_MAX_DELAY, _FIRST_DELAY * 2 ** (tries - 1)) * random.uniform(0.5, 1.0)
         if time.monotonic() + delay > deadline:
-            raise failure
+            return False
         time.sleep(delay)
-        return attempt + 1
+        return True
 
     def _url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -187,10 +183,10 @@ class GoogleApi:
     def _what(self, method: str, path: str) -> str:
         return f"{self.api}: {method} {urlsplit(self._url(path)).path}"
 
-    def _error(self, method: str, path: str, answer: httpx.Response) -> GoogleApiError:
+    def _error(self, method: str, path: str, answer: httpx.Response, tries: int) -> GoogleApiError:
         status = answer.status_code
         reason, message = _google_error(answer)
-        tail = "" if status not in RETRIED_STATUSES else f" (retried for {self.retry_seconds:g} s)"
+        tail = f" (gave up after {tries} tries)" if tries > 1 else ""
         return GoogleApiError(
             f"{self._what(method, path)}: {status} {reason}: {message}{tail}",
             status=status,
@@ -210,13 +206,14 @@ class GoogleApi:
         )
 
     def _lost(
-        self, method: str, path: str, err: httpx.TransportError, sent: bool
+        self, method: str, path: str, err: httpx.TransportError, sent: bool, tries: int
     ) -> GoogleApiError:
         if sent and method not in _IDEMPOTENT:
             what = "the connection broke after the request was sent, so it is not retried"
             todo = "check whether it took effect before trying again"
         else:
-            what = f"cannot reach the API ({type(err).__name__})"
+            again = f" after {tries} tries" if tries > 1 else ""
+            what = f"cannot reach the API ({type(err).__name__}){again}"
             todo = "check the network and the API endpoint"
         return GoogleApiError(f"{self._what(method, path)}: {what}; {todo}", status=0)
 

@@ -53,6 +53,7 @@ class TokenServer(Emulator):
     def __init__(self) -> None:
         super().__init__("token endpoint")
         self.lifetime = 3600
+        self.delay = 0.0  # seconds each grant takes (so concurrent callers overlap)
         self.refuse: str | None = None  # an error_description: refuse every grant with it
         self.required_scope: str | None = "https://www.googleapis.com/auth/cloud-platform"
         self.grants: list[Grant] = []
@@ -109,6 +110,7 @@ class TokenServer(Emulator):
         ):
             return _oauth_error("invalid_request", "Expected a form-encoded body.")
         form = {k: v[0] for k, v in parse_qs(request.body.decode(), keep_blank_values=True).items()}
+        time.sleep(self.delay)
         if self.refuse is not None:
             return _oauth_error("invalid_grant", self.refuse)
         grant_type = form.get("grant_type")

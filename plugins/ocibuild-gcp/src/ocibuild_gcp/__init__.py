@@ -13,7 +13,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._auth import GoogleCredentials, application_default_credentials
+    from ._auth import (
+        GoogleCredentials,
+        application_default_credentials,
+        default_project,
+        default_region,
+        find_credentials,
+        load_credentials_file,
+    )
     from ._customjob import GcpJob, GcpJobRun
     from ._errors import GcpAuthError, GoogleApiError, VertexJobFailedError
     from ._gcs import GcsContextStore
@@ -25,6 +32,10 @@ __version__ = "0.1.0"
 _WHERE = {
     "GoogleCredentials": "._auth",
     "application_default_credentials": "._auth",
+    "default_project": "._auth",
+    "default_region": "._auth",
+    "find_credentials": "._auth",
+    "load_credentials_file": "._auth",
     "GcpJob": "._customjob",
     "GcpJobRun": "._customjob",
     "GcpAuthError": "._errors",
@@ -48,7 +59,11 @@ __all__ = [
     "VertexJobFailedError",
     "__version__",
     "application_default_credentials",
+    "default_project",
+    "default_region",
+    "find_credentials",
     "gcp_service_account",
+    "load_credentials_file",
 ]
 
 

@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -375,3 +376,26 @@ def test_default_region_order(monkeypatch: pytest.MonkeyPatch) -> None:
     ]:
         monkeypatch.setenv(name, value)
         assert default_region() == value
+
+
+def test_a_metadata_server_that_never_answers_is_waited_for_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.setenv("GCE_METADATA_HOST", f"127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("GCE_METADATA_TIMEOUT", "0.2")
+        monkeypatch.setenv("GCE_METADATA_DETECT_RETRIES", "2")
+        started = time.monotonic()
+        assert find_credentials() is None
+        assert 0.4 <= time.monotonic() - started < 1.0  # two tries of 0.2 s
+        started = time.monotonic()
+        assert find_credentials() is None
+        assert time.monotonic() - started < 0.1  # remembered
+
+
+def test_gcloud_config_comes_before_the_metadata_server(metadata_server: MetadataServer) -> None:
+    _gcloud_config("default", "[core]\nproject = config-project\n")
+    assert default_project() == "config-project"
+    assert metadata_server.received() == []

@@ -195,15 +195,23 @@ def find_credentials(scopes: Sequence[str] = (CLOUD_PLATFORM,)) -> GoogleCredent
     """Application Default Credentials in google-auth's order, or ``None`` when nothing is
     configured and no metadata server answers. A configured file that cannot be used is a
     :class:`GcpAuthError`. Credentials from the same unchanged file are shared, token and all."""
+    found = _file_credentials(scopes)
+    if found is not None:
+        return found
+    from ._metadata import metadata_credentials
+
+    return metadata_credentials(scopes)
+
+
+def _file_credentials(scopes: Sequence[str]) -> GoogleCredentials | None:
+    """The first two places ADC looks: ``$GOOGLE_APPLICATION_CREDENTIALS``, gcloud's file."""
     explicit = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     if explicit:
         return _load(Path(explicit), scopes, "$GOOGLE_APPLICATION_CREDENTIALS")
     gcloud = gcloud_config_dir() / _ADC_FILE
     if gcloud.is_file():
         return _load(gcloud, scopes, "gcloud's ADC file")
-    from ._metadata import metadata_credentials
-
-    return metadata_credentials(scopes)
+    return None
 
 
 def application_default_credentials(
@@ -276,17 +284,23 @@ def _parse(text: str, path: Path, scopes: Sequence[str], where: str) -> GoogleCr
 
 def default_project(credentials: GoogleCredentials | None = None) -> str | None:
     """The project: ``$GOOGLE_CLOUD_PROJECT``, ``$GCLOUD_PROJECT``, the credentials' own (a
-    key's ``project_id``, the metadata server's; :func:`find_credentials` when none are
-    given), then gcloud's (``$CLOUDSDK_CORE_PROJECT``, the active configuration's
-    ``[core] project``)."""
+    key's ``project_id``; without ``credentials``, those of the ADC file if any), gcloud's
+    (``$CLOUDSDK_CORE_PROJECT``, the active configuration's ``[core] project``), and last
+    the metadata server's. An ADC file that cannot be used is a :class:`GcpAuthError`."""
     for name in ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT"):
         if os.environ.get(name):
             return os.environ[name]
     if credentials is None:
-        credentials = find_credentials()
+        credentials = _file_credentials((CLOUD_PLATFORM,))
     if credentials is not None and credentials.project_id:
         return credentials.project_id
-    return os.environ.get("CLOUDSDK_CORE_PROJECT") or gcloud_property("core", "project")
+    configured = os.environ.get("CLOUDSDK_CORE_PROJECT") or gcloud_property("core", "project")
+    if configured or credentials is not None:
+        return configured
+    from ._metadata import metadata_credentials
+
+    on_google = metadata_credentials((CLOUD_PLATFORM,))
+    return on_google.project_id if on_google is not None else None
 
 
 def default_region() -> str | None:

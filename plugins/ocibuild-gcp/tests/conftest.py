@@ -36,5 +36,10 @@ def no_google_of_the_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 
 # The fixtures of each part of the plugin: credentials and the token endpoint, Vertex AI,
-# Cloud Storage.
-pytest_plugins = ["tests.fixtures_auth", "tests.fixtures_vertex", "tests.fixtures_gcs"]
+# Cloud Storage; and a registry on loopback for the end-to-end tests.
+pytest_plugins = [
+    "tests.fixtures_auth",
+    "tests.fixtures_vertex",
+    "tests.fixtures_gcs",
+    "tests.fixtures_registry",
+]

@@ -146,7 +146,7 @@ def test_500_forever_gives_up_within_the_budget(api_server: Api) -> None:
     api = GoogleApi(api_server.url, credentials, api="Test API", retry_seconds=1.0)
     with api, pytest.raises(GoogleApiError) as caught:
         api.call("GET", "/v1/things/a")
-    assert time.monotonic() - started <= 1.1
+    assert time.monotonic() - started < 1.5  # the 1 s budget, and the last try
     assert re.fullmatch(
         r"Test API: GET /v1/things/a: 500 INTERNAL: Internal error encountered\. "
         r"\(gave up after \d+ tries\)",

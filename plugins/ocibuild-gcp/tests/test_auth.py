@@ -389,10 +389,10 @@ def test_a_metadata_server_that_never_answers_is_waited_for_once(
         monkeypatch.setenv("GCE_METADATA_DETECT_RETRIES", "2")
         started = time.monotonic()
         assert find_credentials() is None
-        assert 0.4 <= time.monotonic() - started < 1.0  # two tries of 0.2 s
+        assert 0.4 <= time.monotonic() - started < 1.5  # two tries of 0.2 s
         started = time.monotonic()
         assert find_credentials() is None
-        assert time.monotonic() - started < 0.1  # remembered
+        assert time.monotonic() - started < 0.2  # remembered
 
 
 def test_gcloud_config_comes_before_the_metadata_server(metadata_server: MetadataServer) -> None:

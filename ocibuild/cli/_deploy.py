@@ -218,9 +218,15 @@ def _summary(handle: Any, choice: DeployerChoice, image: str) -> dict[str, Any]:
 
 
 def _print_yaml(manifests: list[dict[str, Any]]) -> None:
-    # PyYAML comes with the kubernetes client (which the job deployer needs); no stubs.
-    yaml: Any = importlib.import_module("yaml")
-    text = yaml.safe_dump_all(manifests, explicit_start=True, sort_keys=False)
+    # PyYAML comes with the kubernetes client (which the Kubernetes deployers need); no stubs.
+    # A deployer that needs no kubernetes client (a plugin's) may run without it: then each
+    # document is JSON, which is YAML too, after the same `---` separators.
+    try:
+        yaml: Any = importlib.import_module("yaml")
+    except ImportError:
+        text = "".join(f"---\n{json.dumps(m, indent=2)}\n" for m in manifests)
+    else:
+        text = yaml.safe_dump_all(manifests, explicit_start=True, sort_keys=False)
     sys.stdout.write(text)
     sys.stdout.flush()
 

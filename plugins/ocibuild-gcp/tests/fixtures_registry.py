@@ -67,7 +67,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
     """A registry for the session, with its storage and logs in a temporary directory."""
     binary = shutil.which("docker-registry")
     if binary is None:
-        pytest.skip("docker-registry (Debian's Docker Distribution) is not installed")
+        pytest.fail(
+            "docker-registry (Debian's Docker Distribution) is not installed: "
+            "run scripts/test.sh, which installs it"
+        )
     workdir = tmp_path_factory.mktemp("registry")
     for attempt in range(_PORT_ATTEMPTS):
         port = _free_port()

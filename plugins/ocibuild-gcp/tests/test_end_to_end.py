@@ -54,7 +54,11 @@ def _ocibuild(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 def _run_gcpjob(
     registry: LocalRegistry, vertex: VertexEmulator, *more: str
 ) -> subprocess.CompletedProcess[str]:
-    return _ocibuild(
+    return _ocibuild(*_gcpjob_args(registry, vertex, *more))
+
+
+def _gcpjob_args(registry: LocalRegistry, vertex: VertexEmulator, *more: str) -> list[str]:
+    return [
         "run",
         "train.py",
         "--base",
@@ -69,7 +73,7 @@ def _run_gcpjob(
         f"region={REGION}",
         *vertex.cli_options,
         *more,
-    )
+    ]
 
 
 def _only_job(vertex: VertexEmulator) -> dict[str, Any]:
@@ -142,8 +146,10 @@ def test_run_json_prints_one_object(
 def test_run_dry_run_prints_the_request_body_and_creates_nothing(
     workdir: Path, registry: LocalRegistry, vertex: VertexEmulator
 ) -> None:
-    # The CLI prints dry runs with PyYAML, which comes with the kubernetes client.
-    yaml: Any = pytest.importorskip("yaml")
+    # The CLI prints dry runs with PyYAML, which comes with the kubernetes client (installed
+    # here, as the project's tests need it).
+    import yaml
+
     done = _run_gcpjob(registry, vertex, "--dry-run")
 
     assert done.returncode == 0, done.stderr
@@ -154,6 +160,27 @@ def test_run_dry_run_prints_the_request_body_and_creates_nothing(
     assert image == done.stderr.splitlines()[0]  # the image is pushed all the same
     _assert_pushed(registry, image)
     assert body["displayName"] and pool["replicaCount"] == "1"
+
+
+def test_a_dry_run_without_pyyaml_prints_json_documents(
+    workdir: Path, registry: LocalRegistry, vertex: VertexEmulator
+) -> None:
+    # With only ocibuild and this plugin installed there is no PyYAML: a package "yaml" that
+    # cannot be imported stands for its absence.
+    blocked = workdir / "no-yaml"
+    (blocked / "yaml").mkdir(parents=True)
+    (blocked / "yaml" / "__init__.py").write_text("raise ImportError('no PyYAML here')\n")
+    path = os.pathsep.join(p for p in (str(blocked), os.environ.get("PYTHONPATH")) if p)
+    done = _ocibuild(*_gcpjob_args(registry, vertex, "--dry-run"), env={"PYTHONPATH": path})
+
+    assert done.returncode == 0, done.stderr
+    assert not vertex.received("POST")
+    separator, text = done.stdout.split("\n", 1)
+    assert separator == "---"
+    body = json.loads(text)
+    assert body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["imageUri"].startswith(
+        f"{registry.host}/team/"
+    )
 
 
 def test_run_no_wait_returns_with_the_job_s_state(

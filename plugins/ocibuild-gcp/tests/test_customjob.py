@@ -119,6 +119,18 @@ def test_deploy_creates_the_job_follows_it_and_prints_its_log(
     assert run.id in vertex.jobs
 
 
+def test_the_last_lines_are_read_after_the_job_ended(vertex: VertexEmulator) -> None:
+    # Cloud Logging shows an entry a little after it was written: the job's last lines are
+    # not there yet when it is seen to have ended.
+    vertex.log_delay = 3
+    out = io.StringIO()
+    deployed(vertex, log_stream=out)
+    assert out.getvalue().splitlines() == vertex.job_log
+
+    run = deployed(vertex, wait=False)
+    assert list(run.logs(follow=True)) == vertex.job_log
+
+
 def test_every_option_goes_into_the_job(vertex: VertexEmulator) -> None:
     out = io.StringIO()
     deployed(
@@ -198,6 +210,27 @@ def test_kubernetes_only_parts_are_named_in_one_warning(
     assert "TOKEN" in env and "valueFrom" in env
     sent = created_body(vertex)["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["env"]
     assert sent == [{"name": "A", "value": "1"}, *RUNTIME_ENV]
+
+
+def test_pod_spec_mutators_edit_the_pod_spec_first(vertex: VertexEmulator) -> None:
+    seen: list[str | None] = []
+
+    def more_gpus(spec: PodSpec, namespace: str | None) -> None:
+        seen.append(namespace)
+        spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": 4}}
+        spec["containers"][0]["env"].append({"name": "FROM_MUTATOR", "value": "1"})
+
+    original = pod_spec()
+    GcpJob(**vertex.options, pod_spec_mutators=[more_gpus], accelerator_type="NVIDIA_L4").deploy(
+        original
+    )
+
+    pool = created_body(vertex)["jobSpec"]["workerPoolSpecs"][0]
+    assert pool["machineSpec"]["acceleratorCount"] == 4
+    assert {"name": "FROM_MUTATOR", "value": "1"} in pool["containerSpec"]["env"]
+    assert seen == [None] and "resources" not in original["containers"][0]  # a copy
+    with pytest.raises(DeployError, match="not callable"):
+        GcpJob(**vertex.options, pod_spec_mutators=["not-resolved"])  # type: ignore[list-item]
 
 
 def test_an_image_not_in_a_registry_is_one_line(vertex: VertexEmulator) -> None:
@@ -293,6 +326,13 @@ def test_deploy_timeout_leaves_the_job_going(vertex: VertexEmulator) -> None:
         deployed(vertex, timeout=0.2)
     (job,) = vertex.jobs.values()
     assert job["state"] == "JOB_STATE_RUNNING"
+
+
+def test_cleanup_always_cancels_and_deletes_a_job_that_timed_out(vertex: VertexEmulator) -> None:
+    vertex.job_outcome = "running"
+    with pytest.raises(DeployTimeoutError, match="cancelled and deleted"):
+        deployed(vertex, timeout=0.2, cleanup="always")
+    assert not vertex.jobs and vertex.received("POST", JOBS + r"/\d+:cancel")
 
 
 def test_a_deleted_job_is_said_so(vertex: VertexEmulator) -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 from ocibuild import DeployError, DeployTimeoutError
-from ocibuild.pipeline import DeployPhase, DeployStatus, PodSpec
+from ocibuild.pipeline import DeployPhase, DeployStatus, PodSpec, PodSpecMutator
 from ocibuild.preprocessors import BuildContext
 
 from ._api import GoogleApi
@@ -33,9 +34,11 @@ from ._vertex import (
     check_cleanup,
     check_count,
     check_labels,
+    check_mutators,
     check_poll_interval,
     display_name_for,
     entry_lines,
+    mutated,
     resolve_target,
     resource_id,
     vertex_container,
@@ -62,6 +65,7 @@ _PHASES: Mapping[str, DeployPhase] = {
 }
 TERMINAL = frozenset(s for s, phase in _PHASES.items() if phase in ("succeeded", "failed"))
 _LOG_TAIL = 20
+_LATE_READS = 3
 # How long delete() waits for a cancelled job to stop, and for its deletion.
 _DELETE_SECONDS = 300.0
 
@@ -93,7 +97,9 @@ class GcpJob:
     waits without printing its log. ``cleanup``: delete the job after it succeeded (True), or
     after it ended either way (``"always"``); by default it is kept, so that its console page
     stays (a finished job costs nothing). ``dry_run`` returns the request body, sending
-    nothing.
+    nothing. ``pod_spec_mutators`` edit the pod spec first (with no namespace);
+    ``credentials``: others than the Application Default Credentials; ``log_stream``: where
+    the job's log goes (default: stdout).
     """
 
     def __init__(
@@ -120,6 +126,7 @@ class GcpJob:
         stream_log: bool = True,
         dry_run: bool = False,
         cleanup: Cleanup = False,
+        pod_spec_mutators: Sequence[PodSpecMutator] | None = None,
         credentials: GoogleCredentials | None = None,
         log_stream: TextIO | None = None,
     ) -> None:
@@ -155,6 +162,7 @@ class GcpJob:
         self.dry_run = dry_run
         self.cleanup = check_cleanup(cleanup)
         self.log_stream = log_stream
+        self.pod_spec_mutators = check_mutators(pod_spec_mutators)
         self.target = resolve_target(
             "gcpjob",
             project=project,
@@ -209,7 +217,8 @@ class GcpJob:
         self, pod_spec: PodSpec, context: BuildContext | None = None
     ) -> GcpJobRun | VertexDryRun:
         """Create the CustomJob; unless ``wait=False``, follow it to its end."""
-        container = vertex_container(pod_spec, "gcpjob", _log)
+        spec = mutated(pod_spec, self.pod_spec_mutators)
+        container = vertex_container(spec, "gcpjob", _log)
         display_name = display_name_for(self.display_name, container.image, "ocibuild-job")
         body = self.request_body(container, display_name)
         if self.dry_run:
@@ -321,6 +330,8 @@ class GcpJobRun:
                 moved = True
                 yield line
             if ended:
+                if follow:
+                    yield from self._late_lines(reader)
                 return
             if moved:
                 backoff.reset()
@@ -380,6 +391,8 @@ class GcpJobRun:
             if self.job.get("state") in TERMINAL:
                 if reader is not None and on_line is not None:
                     for line in self._lines(reader):
+                        on_line(line)
+                    for line in self._late_lines(reader):
                         on_line(line)
                 break
             if backoff.expired():
@@ -464,6 +477,17 @@ class GcpJobRun:
                 prefix = f"[{task}] " if task else ""
             for line in entry_lines(entry):
                 yield prefix + line
+
+    def _late_lines(self, reader: LogReader) -> Iterator[str]:
+        """What the job wrote last: Cloud Logging shows an entry seconds after it was
+        written, so once the job has ended its log is read again after a pause, until a
+        read brings nothing new."""
+        for _ in range(_LATE_READS):
+            time.sleep(self.deployer.poll_interval)
+            lines = list(self._lines(reader))
+            yield from lines
+            if not lines:
+                return
 
     def _log_tail(self) -> list[str]:
         try:

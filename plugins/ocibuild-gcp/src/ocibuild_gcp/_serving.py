@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TextIO, TypeVar
 
 from ocibuild import DeployError
-from ocibuild.pipeline import DeployStatus, PodSpec
+from ocibuild.pipeline import DeployStatus, PodSpec, PodSpecMutator
 from ocibuild.preprocessors import BuildContext
 
 from ._api import GoogleApi
@@ -37,9 +37,11 @@ from ._vertex import (
     check_cleanup,
     check_count,
     check_labels,
+    check_mutators,
     check_poll_interval,
     display_name_for,
     entry_lines,
+    mutated,
     resolve_target,
     resource_id,
     vertex_container,
@@ -73,6 +75,7 @@ class GcpServing:
     being deployed; ``stream_log`` prints the server's log read once it serves. ``cleanup``:
     False (the default) leaves the server up; True deletes it once it served (a smoke
     test), ``"always"`` also when the deploy failed. ``dry_run`` returns the request bodies.
+    ``pod_spec_mutators``, ``credentials`` and ``log_stream`` as for ``gcpjob``.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class GcpServing:
         stream_log: bool = True,
         dry_run: bool = False,
         cleanup: Cleanup = False,
+        pod_spec_mutators: Sequence[PodSpecMutator] | None = None,
         credentials: GoogleCredentials | None = None,
         log_stream: TextIO | None = None,
     ) -> None:
@@ -138,6 +142,7 @@ class GcpServing:
         self.dry_run = dry_run
         self.cleanup = check_cleanup(cleanup)
         self.log_stream = log_stream
+        self.pod_spec_mutators = check_mutators(pod_spec_mutators)
         self.target = resolve_target(
             "gcpserving",
             project=project,
@@ -206,7 +211,8 @@ class GcpServing:
     ) -> GcpServingRun | VertexDryRun:
         """Upload the model, create or find the endpoint, deploy the model to it; unless
         ``wait=False``, until it serves."""
-        container = vertex_container(pod_spec, "gcpserving", _log)
+        spec = mutated(pod_spec, self.pod_spec_mutators)
+        container = vertex_container(spec, "gcpserving", _log)
         name = display_name_for(self.display_name, container.image, "ocibuild-serving")
         upload = self.upload_body(container, name)
         reused = self._reused_endpoint()

@@ -11,19 +11,20 @@ and remembers where it stopped, so following a log is reading it again.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
 import secrets
 import string
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
 from ocibuild import DeployError, DeployTimeoutError, InvalidReferenceError
-from ocibuild.pipeline import DeployStatus, PodSpec
+from ocibuild.pipeline import DeployStatus, PodSpec, PodSpecMutator
 from ocibuild.preprocessors import RUNTIME_ENV
 from ocibuild.transports import Location
 
@@ -50,6 +51,8 @@ __all__ = [
     "check_cleanup",
     "check_count",
     "check_labels",
+    "check_mutators",
+    "mutated",
     "display_name_for",
     "check_poll_interval",
     "entry_lines",
@@ -355,6 +358,26 @@ class VertexContainer:
         return spec
 
 
+def check_mutators(mutators: Sequence[PodSpecMutator] | None) -> list[PodSpecMutator]:
+    """The pod spec mutators, each a callable (the pipeline resolves plugin names)."""
+    out = list(mutators or ())
+    for mutator in out:
+        if not callable(mutator):
+            raise DeployError(
+                f"pod spec mutator {mutator!r} is not callable: pass a function, or give its "
+                "plugin name through config.set_deployer() or ocibuild.run()"
+            )
+    return out
+
+
+def mutated(pod_spec: PodSpec, mutators: Sequence[PodSpecMutator]) -> PodSpec:
+    """A copy of ``pod_spec`` with each mutator applied (there is no namespace on Vertex)."""
+    spec = copy.deepcopy(pod_spec)
+    for mutator in mutators:
+        mutator(spec, None)
+    return spec
+
+
 def vertex_container(pod_spec: PodSpec, deployer: str, log: logging.Logger) -> VertexContainer:
     """The first container of ``pod_spec`` as Vertex AI runs it; what cannot go to Vertex AI
     (other containers, volumes, ``valueFrom`` env) is named in one warning each."""
@@ -364,8 +387,8 @@ def vertex_container(pod_spec: PodSpec, deployer: str, log: logging.Logger) -> V
     first: Mapping[str, Any] = containers[0]
     image = _checked_image(deployer, str(first["image"]), log)
     ignored = [k for k in pod_spec if k not in _POD_KEYS | _QUIET_POD_KEYS]
-    ignored += [f"containers[0].{k}" for k in first if k not in _CONTAINER_KEYS]
-    ignored = [k for k in ignored if k.rpartition(".")[2] not in _QUIET_CONTAINER_KEYS]
+    taken = _CONTAINER_KEYS | _QUIET_CONTAINER_KEYS
+    ignored += [f"containers[0].{k}" for k in first if k not in taken]
     resources = first.get("resources") or {}
     for kind in ("limits", "requests"):
         ignored += [

@@ -23,6 +23,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.emulators._server import Drop, Emulator, Handler, Reply, Request, error_reply
+from tests.emulators._vertex_shapes import (
+    ACCELERATORS,
+    CUSTOM_JOB,
+    DEPLOY,
+    ENDPOINT,
+    ENTRIES_LIST,
+    PREDICT,
+    UNDEPLOY,
+    UPLOAD,
+    BadRequest,
+    check_labels,
+    check_shape,
+    required,
+)
 
 __all__ = ["LOCATION", "Fault", "VertexEmulator"]
 
@@ -30,191 +44,6 @@ LOCATION = "us-central1"
 _OUTCOME_LABEL = "emulator-outcome"
 _T = "type.googleapis.com/google.cloud.aiplatform.v1."
 _P = r"/v1/projects/([^/]+)/locations/([^/]+)"
-_ACCELERATORS = frozenset(
-    {
-        *(f"NVIDIA_TESLA_{k}" for k in ("K80", "P100", "V100", "P4", "T4", "A100")),
-        *(f"NVIDIA_{k}" for k in ("A100_80GB", "L4", "H100_80GB", "H100_MEGA_80GB", "B200")),
-        *(f"TPU_{k}" for k in ("V2", "V3", "V4_POD", "V5_LITEPOD")),
-    }
-)
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-
-# -- the documented shapes: field -> type, a nested shape (dict), or [item type/shape] ------
-
-_STR, _INT, _BOOL, _INT64, _ANY = str, int, bool, "int64", "any"
-_MAP: dict[str, Any] = {"*": str}  # map<string, string>
-_ENV = [{"name": _STR, "value": _STR}]
-_MACHINE = {
-    "machineType": _STR,
-    "acceleratorType": _STR,
-    "acceleratorCount": _INT,
-    "tpuTopology": _STR,
-    "reservationAffinity": {"*": _ANY},
-}
-_JOB_CONTAINER = {"imageUri": _STR, "command": [_STR], "args": [_STR], "env": _ENV}
-_POOL = {
-    "machineSpec": _MACHINE,
-    "replicaCount": _INT64,
-    "containerSpec": _JOB_CONTAINER,
-    "pythonPackageSpec": {"*": _ANY},
-    "diskSpec": {"bootDiskType": _STR, "bootDiskSizeGb": _INT},
-    "nfsMounts": [{"*": _ANY}],
-}
-_CUSTOM_JOB = {
-    "displayName": _STR,
-    "labels": _MAP,
-    "encryptionSpec": {"kmsKeyName": _STR},
-    "jobSpec": {
-        "workerPoolSpecs": [_POOL],
-        "serviceAccount": _STR,
-        "network": _STR,
-        "reservedIpRanges": [_STR],
-        "baseOutputDirectory": {"outputUriPrefix": _STR},
-        "scheduling": {
-            "timeout": _STR,
-            "restartJobOnWorkerRestart": _BOOL,
-            "strategy": _STR,
-            "disableRetries": _BOOL,
-        },
-        "tensorboard": _STR,
-        "enableWebAccess": _BOOL,
-        "enableDashboardAccess": _BOOL,
-        "experiment": _STR,
-        "experimentRun": _STR,
-        "persistentResourceId": _STR,
-        "models": [_STR],
-    },
-}
-_MODEL_CONTAINER = {
-    **_JOB_CONTAINER,
-    "ports": [{"containerPort": _INT}],
-    "grpcPorts": [{"containerPort": _INT}],
-    "predictRoute": _STR,
-    "healthRoute": _STR,
-    "invokeRoutePrefix": _STR,
-    "deploymentTimeout": _STR,
-    "sharedMemorySizeMb": _INT64,
-    "startupProbe": {"*": _ANY},
-    "healthProbe": {"*": _ANY},
-    "livenessProbe": {"*": _ANY},
-}
-_UPLOAD = {
-    "parentModel": _STR,
-    "modelId": _STR,
-    "serviceAccount": _STR,
-    "model": {
-        "displayName": _STR,
-        "description": _STR,
-        "versionAliases": [_STR],
-        "versionDescription": _STR,
-        "artifactUri": _STR,
-        "containerSpec": _MODEL_CONTAINER,
-        "labels": _MAP,
-        "metadataSchemaUri": _STR,
-        "metadata": _ANY,
-        "predictSchemata": {"*": _STR},
-        "encryptionSpec": {"kmsKeyName": _STR},
-    },
-}
-_ENDPOINT = {
-    "displayName": _STR,
-    "description": _STR,
-    "labels": _MAP,
-    "trafficSplit": {"*": _INT},
-    "network": _STR,
-    "encryptionSpec": {"kmsKeyName": _STR},
-    "dedicatedEndpointEnabled": _BOOL,
-}
-_REPLICAS = {"minReplicaCount": _INT, "maxReplicaCount": _INT}
-_DEPLOY = {
-    "deployedModel": {
-        "model": _STR,
-        "displayName": _STR,
-        "serviceAccount": _STR,
-        "disableContainerLogging": _BOOL,
-        "enableAccessLogging": _BOOL,
-        "dedicatedResources": {
-            "machineSpec": _MACHINE,
-            **_REPLICAS,
-            "requiredReplicaCount": _INT,
-            "autoscalingMetricSpecs": [{"*": _ANY}],
-            "spot": _BOOL,
-        },
-        "automaticResources": _REPLICAS,
-        "sharedResources": _STR,
-    },
-    "trafficSplit": {"*": _INT},
-}
-_UNDEPLOY = {"deployedModelId": _STR, "trafficSplit": {"*": _INT}}
-_PREDICT = {"instances": [_ANY], "parameters": _ANY}
-_ENTRIES_LIST = {
-    "resourceNames": [_STR],
-    "projectIds": [_STR],
-    "filter": _STR,
-    "orderBy": _STR,
-    "pageSize": _INT,
-    "pageToken": _STR,
-}
-
-
-class BadRequest(Exception):
-    """A 400 INVALID_ARGUMENT (or another status) the handler answers with."""
-
-    def __init__(self, message: str, status: int = 400, reason: str = "INVALID_ARGUMENT") -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-def check_shape(value: Any, shape: Any, where: str) -> None:
-    """Raise :class:`BadRequest` where ``value`` is not of ``shape``."""
-    if shape == _ANY:
-        return
-    if shape == _INT64:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise BadRequest(f"Invalid value at '{where}' (TYPE_INT64), {json.dumps(value)}")
-        if isinstance(value, str) and not value.lstrip("-").isdigit():
-            raise BadRequest(f"Invalid value at '{where}' (TYPE_INT64), {json.dumps(value)}")
-        return
-    if isinstance(shape, list):
-        if not isinstance(value, list):
-            raise BadRequest(f"Invalid value at '{where}': expected a list")
-        for i, item in enumerate(value):
-            check_shape(item, shape[0], f"{where}[{i}]")
-        return
-    if isinstance(shape, dict):
-        if not isinstance(value, dict):
-            raise BadRequest(f"Invalid value at '{where}': expected an object")
-        for key, item in value.items():
-            inner = shape.get(key, shape.get("*"))
-            if inner is None:
-                raise BadRequest(
-                    f"Invalid JSON payload received. Unknown name \"{key}\" at '{where}': "
-                    "Cannot find field."
-                )
-            check_shape(item, inner, f"{where}.{key}" if where else key)
-        return
-    if shape is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise BadRequest(f"Invalid value at '{where}' (TYPE_INT32), {json.dumps(value)}")
-    if shape is not int and not isinstance(value, shape):
-        raise BadRequest(f"Invalid value at '{where}' ({shape.__name__}), {json.dumps(value)}")
-
-
-def required(body: Mapping[str, Any], *paths: str) -> None:
-    """Raise :class:`BadRequest` for the first of ``paths`` (dotted) that ``body`` lacks."""
-    for path in paths:
-        value: Any = body
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value in (None, "", [], {}):
-            raise BadRequest(f"Required field is not set: {path}")
-
-
-def check_labels(labels: Mapping[str, str]) -> None:
-    for key, value in labels.items():
-        if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
-            raise BadRequest(f"Invalid label {key}={value!r}")
 
 
 @dataclass
@@ -268,7 +97,9 @@ class VertexEmulator(Emulator):
     ``log_page_size`` (entries per page at most), ``job_outcome`` (``succeeded``, ``failed``
     or ``running``; a job's label ``emulator-outcome`` overrides it), ``serving_outcome``
     (``succeeded`` or ``failed``: how deployModel ends; the model's label overrides it),
-    ``job_log`` and ``server_log`` (the lines a job or a server writes), ``job_error``.
+    ``job_log`` and ``server_log`` (the lines a job or a server writes), ``job_error``,
+    ``log_delay`` (how many reads of the log an entry stays unseen, as Cloud Logging shows an
+    entry seconds after it was written).
     """
 
     def __init__(
@@ -290,6 +121,8 @@ class VertexEmulator(Emulator):
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, Operation] = {}
         self.entries: list[dict[str, Any]] = []
+        self.log_delay = 0  # entries:list calls an entry stays unseen (ingestion lag)
+        self._unseen: list[tuple[int, dict[str, Any]]] = []
         self.faults: list[Fault] = []
         self.revoked: set[str] = set()
         self._expire_next = False
@@ -449,7 +282,7 @@ class VertexEmulator(Emulator):
 
     def _create_job(self, request: Request) -> Reply:
         project, location = request.groups
-        body = self._body(request, _CUSTOM_JOB)
+        body = self._body(request, CUSTOM_JOB)
         required(body, "displayName", "jobSpec.workerPoolSpecs")
         check_labels(body.get("labels") or {})
         pools = body["jobSpec"]["workerPoolSpecs"]
@@ -459,7 +292,7 @@ class VertexEmulator(Emulator):
             required(pool, "machineSpec.machineType", "replicaCount", "containerSpec.imageUri")
             machine = pool["machineSpec"]
             accelerator = machine.get("acceleratorType")
-            if accelerator is not None and accelerator not in _ACCELERATORS:
+            if accelerator is not None and accelerator not in ACCELERATORS:
                 raise BadRequest(
                     f"Invalid value at 'custom_job.job_spec.worker_pool_specs[{i}].machine_spec."
                     f"accelerator_type' (type.googleapis.com/google.cloud.aiplatform.v1."
@@ -510,9 +343,9 @@ class VertexEmulator(Emulator):
         for index, pool in enumerate(pools):
             for replica in range(int(pool.get("replicaCount") or 0)):
                 task = f"workerpool{index}-{replica}"
-                self.entries.append(
+                self._write(
                     {
-                        "insertId": f"{job_id}-{len(self.entries)}",
+                        "insertId": f"{job_id}-{self._written}",
                         "logName": f"projects/{self.project}/logs/workerpool0-0",
                         "resource": {
                             "type": "ml_job",
@@ -527,6 +360,17 @@ class VertexEmulator(Emulator):
                         "textPayload": line,
                     }
                 )
+
+    @property
+    def _written(self) -> int:
+        return len(self.entries) + len(self._unseen)
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        """Log ``entry``: seen at once, or after ``log_delay`` reads of the log."""
+        if self.log_delay:
+            self._unseen.append((self.log_delay, entry))
+        else:
+            self.entries.append(entry)
 
     def _known_job(self, request: Request) -> dict[str, Any]:
         job = self.jobs.get(request.groups[2])
@@ -589,7 +433,7 @@ class VertexEmulator(Emulator):
 
     def _upload_model(self, request: Request) -> Reply:
         project, location = request.groups
-        body = self._body(request, _UPLOAD)
+        body = self._body(request, UPLOAD)
         required(body, "model.displayName", "model.containerSpec.imageUri")
         model = body["model"]
         check_labels(model.get("labels") or {})
@@ -634,7 +478,7 @@ class VertexEmulator(Emulator):
 
     def _create_endpoint(self, request: Request) -> Reply:
         project, location = request.groups
-        body = self._body(request, _ENDPOINT)
+        body = self._body(request, ENDPOINT)
         required(body, "displayName")
         check_labels(body.get("labels") or {})
         endpoint_id = request.param("endpointId") or self._next_id()
@@ -692,7 +536,7 @@ class VertexEmulator(Emulator):
 
     def _deploy_model(self, request: Request) -> Reply:
         endpoint = self._known_endpoint(request)
-        body = self._body(request, _DEPLOY)
+        body = self._body(request, DEPLOY)
         required(body, "deployedModel.model")
         deployed = body["deployedModel"]
         model = next((m for m in self.models.values() if m["name"] == deployed["model"]), None)
@@ -734,9 +578,9 @@ class VertexEmulator(Emulator):
         return Reply(200, self._operation(endpoint["name"], "DeployModelOperationMetadata", finish))
 
     def _server_line(self, endpoint_id: str, deployed_id: str, line: str) -> None:
-        self.entries.append(
+        self._write(
             {
-                "insertId": f"{endpoint_id}-{len(self.entries)}",
+                "insertId": f"{endpoint_id}-{self._written}",
                 "resource": {
                     "type": "aiplatform.googleapis.com/Endpoint",
                     "labels": {
@@ -753,7 +597,7 @@ class VertexEmulator(Emulator):
 
     def _undeploy_model(self, request: Request) -> Reply:
         endpoint = self._known_endpoint(request)
-        body = self._body(request, _UNDEPLOY)
+        body = self._body(request, UNDEPLOY)
         required(body, "deployedModelId")
         target = body["deployedModelId"]
         if not any(d["id"] == target for d in endpoint["deployedModels"]):
@@ -782,7 +626,7 @@ class VertexEmulator(Emulator):
 
     def _predict(self, request: Request) -> Reply:
         endpoint = self._known_endpoint(request)
-        body = self._body(request, _PREDICT)
+        body = self._body(request, PREDICT)
         if "instances" not in body:
             raise BadRequest("Required field is not set: instances")
         if not endpoint["deployedModels"]:
@@ -805,7 +649,7 @@ class VertexEmulator(Emulator):
     # -- Cloud Logging ---------------------------------------------------------------------
 
     def _list_entries(self, request: Request) -> Reply:
-        body = self._body(request, _ENTRIES_LIST)
+        body = self._body(request, ENTRIES_LIST)
         required(body, "resourceNames")
         if any(not re.fullmatch(r"projects/[^/]+", r) for r in body["resourceNames"]):
             raise BadRequest(f"Invalid resource names: {body['resourceNames']}")
@@ -823,6 +667,9 @@ class VertexEmulator(Emulator):
             if token.get("f") != query or token.get("o") != order:
                 raise BadRequest("The page token does not belong to this filter and order")
             offset = int(token["i"])
+        self._unseen = [(calls - 1, entry) for calls, entry in self._unseen]
+        self.entries += [entry for calls, entry in self._unseen if calls <= 0]
+        self._unseen = [(calls, entry) for calls, entry in self._unseen if calls > 0]
         found = [e for e in self.entries if keep(e)]
         if order == "timestamp desc":
             found.reverse()

@@ -131,6 +131,18 @@ def test_the_last_lines_are_read_after_the_job_ended(vertex: VertexEmulator) -> 
     assert list(run.logs(follow=True)) == vertex.job_log
 
 
+def test_a_log_that_cannot_be_read_is_said_once_and_the_job_followed(
+    vertex: VertexEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    vertex.fail(403, "PERMISSION_DENIED", path="entries:list", times=1000)
+    out = io.StringIO()
+    run = deployed(vertex, log_stream=out)
+    assert run.status().phase == "succeeded" and out.getvalue() == ""
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "403 PERMISSION_DENIED" in warning and "gcloud logging read" in warning
+    assert len(vertex.received("POST", "/v2/entries:list")) == 1
+
+
 def test_every_option_goes_into_the_job(vertex: VertexEmulator) -> None:
     out = io.StringIO()
     deployed(

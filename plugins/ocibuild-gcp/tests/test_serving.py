@@ -176,7 +176,11 @@ def test_a_failed_deployment_raises_with_the_operation_s_error(vertex: VertexEmu
     assert failed.value.reason == "FAILED_PRECONDITION"
     assert "kept: endpoint" in message and "model projects/" in message
     (endpoint,) = vertex.endpoints.values()
-    assert not endpoint["deployedModels"] and len(vertex.models) == 1
+    (model,) = vertex.models.values()
+    region = "--region us-central1 --project test-project"
+    assert f"gcloud ai endpoints delete {endpoint['name'].rsplit('/', 1)[1]} {region}" in message
+    assert f"gcloud ai models delete {model['name'].rsplit('/', 1)[1]} {region}" in message
+    assert not endpoint["deployedModels"]
 
 
 def test_cleanup_always_removes_what_a_failed_deployment_made(vertex: VertexEmulator) -> None:

@@ -321,17 +321,17 @@ class GcpJobRun:
         """The job's Cloud Logging lines, oldest first; ``follow`` reads on until the job has
         ended and its last entries are read. With workers, each line starts with
         ``[workerpoolN-M]``."""
-        reader = self._reader()
+        reader = self.reader()
         backoff = Backoff(self.deployer.poll_interval)
         while True:
             ended = not follow or self._ended_now()
             moved = False
-            for line in self._lines(reader):
+            for line in self.lines(reader):
                 moved = True
                 yield line
             if ended:
                 if follow:
-                    yield from self._late_lines(reader)
+                    yield from self.late_lines(reader)
                 return
             if moved:
                 backoff.reset()
@@ -373,14 +373,10 @@ class GcpJobRun:
         that failed or is still going after ``timeout`` seconds (deleted first with
         ``delete_on_failure``)."""
         backoff = Backoff(self.deployer.poll_interval, timeout)
-        reader = self._reader() if on_line is not None else None
+        stream = _LogStream(self, on_line) if on_line is not None else None
         shown: str | None = None
         while True:
-            moved = False
-            if reader is not None and on_line is not None:
-                for line in self._lines(reader):
-                    on_line(line)
-                    moved = True
+            moved = stream.pump() if stream is not None else False
             if self._read() is None:
                 raise DeployError(f"{self.what} was deleted before it finished")
             status = job_status(self.job)
@@ -389,29 +385,30 @@ class GcpJobRun:
                 moved = True
                 _log.info("%s: %s (%s)", self.what, status.state, status.message)
             if self.job.get("state") in TERMINAL:
-                if reader is not None and on_line is not None:
-                    for line in self._lines(reader):
-                        on_line(line)
-                    for line in self._late_lines(reader):
-                        on_line(line)
+                if stream is not None:
+                    stream.pump()
+                    stream.pump(late=True)
                 break
             if backoff.expired():
-                message = f"{self.what} is still {status.state} after {timeout:g} s"
-                if delete_on_failure:
-                    self.delete()
-                    raise DeployTimeoutError(
-                        f"{message}; it was cancelled and deleted (cleanup='always')"
-                    )
-                raise DeployTimeoutError(f"{message}; it goes on: {self.console_url}")
+                raise self._timed_out(status, timeout, delete_on_failure)
             if moved:
                 backoff.reset()
             backoff.sleep()
         if status.phase == "failed":
-            error = self.failure(streamed=on_line is not None, deleted=delete_on_failure)
+            error = self.failure(streamed=stream is not None, deleted=delete_on_failure)
             if delete_on_failure:
                 self.delete()
             raise error
         return status
+
+    def _timed_out(
+        self, status: DeployStatus, timeout: float | None, delete: bool
+    ) -> DeployTimeoutError:
+        message = f"{self.what} is still {status.state} after {timeout:g} s"
+        if delete:
+            self.delete()
+            return DeployTimeoutError(f"{message}; it was cancelled and deleted (cleanup='always')")
+        return DeployTimeoutError(f"{message}; it goes on: {self.console_url}")
 
     def failure(self, *, streamed: bool = False, deleted: bool = False) -> VertexJobFailedError:
         """What went wrong, once the job has failed: its state and error, and the end of its
@@ -463,10 +460,13 @@ class GcpJobRun:
                 )
             backoff.sleep()
 
-    def _reader(self) -> LogReader:
+    def reader(self) -> LogReader:
+        """A reader of the job's Cloud Logging entries, from the first."""
         return LogReader(self.logging_api, self.project, self.log_filter)
 
-    def _lines(self, reader: LogReader) -> Iterator[str]:
+    def lines(self, reader: LogReader) -> Iterator[str]:
+        """The lines of the entries ``reader`` has not read yet (named by node, with
+        workers)."""
         for entry in reader.entries():
             prefix = ""
             if self.deployer.replica_count:
@@ -478,20 +478,51 @@ class GcpJobRun:
             for line in entry_lines(entry):
                 yield prefix + line
 
-    def _late_lines(self, reader: LogReader) -> Iterator[str]:
+    def late_lines(self, reader: LogReader) -> Iterator[str]:
         """What the job wrote last: Cloud Logging shows an entry seconds after it was
         written, so once the job has ended its log is read again after a pause, until a
         read brings nothing new."""
         for _ in range(_LATE_READS):
             time.sleep(self.deployer.poll_interval)
-            lines = list(self._lines(reader))
+            lines = list(self.lines(reader))
             yield from lines
             if not lines:
                 return
 
     def _log_tail(self) -> list[str]:
         try:
-            return self._reader().tail(_LOG_TAIL)
+            return self.reader().tail(_LOG_TAIL)
         except GoogleApiError as err:
             _log.debug("no log tail for %s: %s", self.what, err)
             return []
+
+
+class _LogStream:
+    """Passes a job's new log lines to ``on_line`` as they come. If Cloud Logging refuses
+    (no permission to read logs, say), it says so once and the job is followed without."""
+
+    def __init__(self, run: GcpJobRun, on_line: Callable[[str], None]) -> None:
+        self.run = run
+        self.on_line = on_line
+        self.reader: LogReader | None = run.reader()
+
+    def pump(self, *, late: bool = False) -> bool:
+        """Pass on the lines not passed yet (``late``: those shown after the job ended);
+        whether there were any."""
+        if self.reader is None:
+            return False
+        moved = False
+        try:
+            lines = self.run.late_lines(self.reader) if late else self.run.lines(self.reader)
+            for line in lines:
+                self.on_line(line)
+                moved = True
+        except GoogleApiError as err:
+            _log.warning(
+                "%s: its log cannot be read (%s); following its state only. Read it later: %s",
+                self.run.what,
+                err,
+                self.run.logs_command,
+            )
+            self.reader = None
+        return moved

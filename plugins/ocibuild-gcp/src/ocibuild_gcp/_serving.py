@@ -232,13 +232,20 @@ class GcpServing:
         except (DeployError, GoogleApiError) as err:
             raise self._failed(run, err) from None
         if self.wait and self.stream_log:
-            out = self.log_stream or sys.stdout
-            for line in run.logs():
-                out.write(f"{line}\n")
-            out.flush()
+            self._show_log(run)
         if self.wait and self.cleanup:
             run.delete()
         return run
+
+    def _show_log(self, run: GcpServingRun) -> None:
+        """What the server has written so far (its start), if Cloud Logging lets it be read."""
+        out = self.log_stream or sys.stdout
+        try:
+            for line in run.logs():
+                out.write(f"{line}\n")
+        except GoogleApiError as err:
+            _log.warning("%s: its log cannot be read (%s)", run.name, err)
+        out.flush()
 
     def _steps(
         self,
@@ -278,11 +285,14 @@ class GcpServing:
         left = run.made()
         if not left:
             return err
+        things = ", ".join(what for what, _ in left)
         if self.cleanup == "always":
             run.delete()
-            note = f"; {left} deleted (cleanup='always')"
+            note = f"; {things} deleted (cleanup='always')"
         else:
-            note = f"; kept: {left} (delete them with the handle's delete(), or the console)"
+            where = f"--region {self.target.region} --project {self.target.project}"
+            commands = "; ".join(f"{command} {where}" for _, command in left)
+            note = f"; kept: {things} (to remove: {commands})"
         first, _, rest = str(err).partition("\n")
         new = type(err).__new__(type(err))
         new.__dict__.update(err.__dict__)
@@ -443,16 +453,26 @@ class GcpServingRun:
         self.deploy_operation = None
         _log.info("serving at %s", self.url)
 
-    def made(self) -> str:
-        """What this deploy created and has not deleted yet, in words ("" for nothing)."""
-        parts = []
+    def made(self) -> list[tuple[str, str]]:
+        """What this deploy created and has not deleted yet: each thing in words, and the
+        gcloud command that removes it."""
+        endpoint_id = resource_id(self.endpoint or "")
+        out: list[tuple[str, str]] = []
         if self.deployed_model_id is not None or self.deploy_operation is not None:
-            parts.append(f"the model deployed on {self.endpoint}")
+            deployed = self.deployed_model_id or "ID"
+            out.append(
+                (
+                    f"the model deployed on {self.endpoint}",
+                    f"gcloud ai endpoints undeploy-model {endpoint_id} "
+                    f"--deployed-model-id {deployed}",
+                )
+            )
         if self.endpoint_created:
-            parts.append(f"endpoint {self.endpoint}")
+            out.append((f"endpoint {self.endpoint}", f"gcloud ai endpoints delete {endpoint_id}"))
         if self.model is not None:
-            parts.append(f"model {self.model}")
-        return ", ".join(parts)
+            model_id = resource_id(self.model)
+            out.append((f"model {self.model}", f"gcloud ai models delete {model_id}"))
+        return out
 
     # -- the handle ------------------------------------------------------------------------
 

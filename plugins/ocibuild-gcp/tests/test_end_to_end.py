@@ -10,6 +10,7 @@ emulator runs nothing, so no Python base is fetched from anywhere.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -148,7 +149,7 @@ def test_run_dry_run_prints_the_request_body_and_creates_nothing(
 ) -> None:
     # The CLI prints dry runs with PyYAML, which comes with the kubernetes client (installed
     # here, as the project's tests need it).
-    import yaml
+    yaml: Any = importlib.import_module("yaml")  # no type stubs; not worth a dependency
 
     done = _run_gcpjob(registry, vertex, "--dry-run")
 

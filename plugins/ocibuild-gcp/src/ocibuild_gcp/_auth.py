@@ -27,13 +27,13 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import httpx
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from typing import TYPE_CHECKING, Any
 
 from ._errors import GcpAuthError
+
+if TYPE_CHECKING:
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 __all__ = [
     "CLOUD_PLATFORM",
@@ -110,6 +110,10 @@ class ServiceAccountCredentials(GoogleCredentials):
         self.token_uri = _opt(info, "token_uri") or GOOGLE_TOKEN_URI
         self.scopes = tuple(scopes)
         self._key_id = _opt(info, "private_key_id")
+        # cryptography loads when a key does: the plugin's hooks stay light to import.
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         try:
             key = serialization.load_pem_private_key(pem.encode(), password=None)
         except (ValueError, TypeError):
@@ -119,7 +123,7 @@ class ServiceAccountCredentials(GoogleCredentials):
                 f"{path}: private_key is not a PEM RSA private key; "
                 "create a new key for the service account and download it again"
             )
-        self._key = key
+        self._key: rsa.RSAPrivateKey = key
 
     def assertion(self) -> str:
         """The signed JWT: ``iss`` the account, ``aud`` Google's token endpoint (google-auth
@@ -136,6 +140,9 @@ class ServiceAccountCredentials(GoogleCredentials):
             "exp": now + _JWT_LIFETIME,
         }
         signing_input = f"{_b64_json(header)}.{_b64_json(claims)}"
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{_b64(signature)}"
 
@@ -168,6 +175,8 @@ class AuthorizedUserCredentials(GoogleCredentials):
 
 def token_request(uri: str, form: Mapping[str, str], source: str, hint: str) -> tuple[str, float]:
     """POST ``form`` to the OAuth2 token endpoint ``uri``: the access token and its lifetime."""
+    import httpx  # when a token is needed: importing the plugin stays light
+
     try:
         answer = httpx.post(uri, data=dict(form), timeout=_TOKEN_TIMEOUT)
     except httpx.HTTPError as err:

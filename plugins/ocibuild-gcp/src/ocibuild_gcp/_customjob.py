@@ -15,13 +15,11 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ocibuild import DeployError, DeployTimeoutError
 from ocibuild.pipeline import DeployPhase, DeployStatus, PodSpec, PodSpecMutator
-from ocibuild.preprocessors import BuildContext
 
-from ._api import GoogleApi
 from ._auth import GoogleCredentials
 from ._errors import GoogleApiError, VertexJobFailedError
 from ._vertex import (
@@ -44,6 +42,11 @@ from ._vertex import (
     vertex_container,
     wait_operation,
 )
+
+if TYPE_CHECKING:
+    from ocibuild.preprocessors import BuildContext
+
+    from ._api import GoogleApi
 
 __all__ = ["GcpJob", "GcpJobRun", "job_status"]
 

@@ -29,17 +29,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
-import httpx
 from ocibuild import DigestMismatchError, InvalidOptionError, SourceError
 
 from ._errors import GoogleApiError
-from ._gcs_upload import CHUNK_QUANTUM, ResumableUpload, read_exact
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._api import GoogleApi
     from ._auth import GoogleCredentials
 
+# Cloud Storage takes resumable chunks in multiples of 256 KiB.
+CHUNK_QUANTUM = 256 * 1024
+
 __all__ = [
+    "CHUNK_QUANTUM",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_ENDPOINT",
     "DEFAULT_PREFIX",
@@ -112,6 +116,9 @@ class GcsContextStore:
         """Upload the tarball (a file, or a binary stream read to its end) as
         ``PREFIX + key``; return its ``gs://`` URL. A stream that cannot seek is fine: the
         chunk being sent is kept in memory, so a resumed request resends it from there."""
+        # The HTTP stack loads when a context is stored: the plugin's hooks stay light.
+        from ._gcs_upload import ResumableUpload, read_exact
+
         name = object_name(self.prefix + key)
         url = f"gs://{self.bucket}/{name}"
         with _opened(context) as source, _client() as client, self._api(client) as api:
@@ -304,6 +311,8 @@ def _endpoint(api_endpoint: str | None) -> tuple[str, bool]:
 
 def _client() -> httpx.Client:
     # Shared by the API calls and the session's requests: one connection pool per call.
+    import httpx
+
     return httpx.Client(timeout=httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT))
 
 

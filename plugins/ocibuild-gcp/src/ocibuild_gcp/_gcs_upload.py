@@ -23,9 +23,8 @@ import httpx
 
 from ._errors import GoogleApiError
 
-__all__ = ["CHUNK_QUANTUM", "Backoff", "Hash", "ResumableUpload", "read_exact"]
+__all__ = ["Backoff", "Hash", "ResumableUpload", "read_exact"]
 
-CHUNK_QUANTUM = 256 * 1024
 RETRY_SECONDS = 60.0  # how long a session may make no progress before the upload gives up
 FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 8.0

@@ -17,13 +17,11 @@ import logging
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from ocibuild import DeployError
 from ocibuild.pipeline import DeployStatus, PodSpec, PodSpecMutator
-from ocibuild.preprocessors import BuildContext
 
-from ._api import GoogleApi
 from ._auth import GoogleCredentials
 from ._errors import GoogleApiError, VertexJobFailedError
 from ._vertex import (
@@ -47,6 +45,11 @@ from ._vertex import (
     vertex_container,
     wait_operation,
 )
+
+if TYPE_CHECKING:
+    from ocibuild.preprocessors import BuildContext
+
+    from ._api import GoogleApi
 
 __all__ = ["GcpServing", "GcpServingRun"]
 

@@ -20,15 +20,13 @@ import string
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from ocibuild import DeployError, DeployTimeoutError, InvalidReferenceError
 from ocibuild.pipeline import DeployStatus, PodSpec, PodSpecMutator
 from ocibuild.preprocessors import RUNTIME_ENV
 from ocibuild.transports import Location
 
-from ._api import GoogleApi
 from ._auth import (
     GoogleCredentials,
     application_default_credentials,
@@ -37,6 +35,9 @@ from ._auth import (
     find_credentials,
 )
 from ._errors import VertexJobFailedError
+
+if TYPE_CHECKING:
+    from ._api import GoogleApi
 
 __all__ = [
     "CONSOLE",
@@ -204,6 +205,10 @@ class VertexTarget:
     def apis(self) -> tuple[GoogleApi, GoogleApi]:
         """Clients of Vertex AI and of Cloud Logging, sharing one HTTP client (making one
         loads the system's CA certificates: tens of milliseconds)."""
+        import httpx  # when a deploy talks to Vertex AI: the plugin's hooks stay light
+
+        from ._api import GoogleApi
+
         client = httpx.Client(timeout=_HTTP_TIMEOUT)
         endpoint = self.logging_endpoint.rstrip("/")
         if "://" not in endpoint:

@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import ocibuild.config
 import pytest
 from ocibuild.plugins import reset_plugins
 
+from ocibuild_gcp import application_default_credentials
 from tests.emulators._vertex import VertexEmulator
 from tests.fixtures_registry import LocalRegistry
 
@@ -207,6 +209,32 @@ def test_a_failed_job_exits_non_zero_with_one_line(
     assert done.returncode != 0
     _assert_one_error_line(done.stderr, vertex.job_error)
     assert _only_job(vertex)["state"] == "JOB_STATE_FAILED"
+
+
+def test_run_serves_the_image_on_an_endpoint_and_prints_its_url(
+    workdir: Path, registry: LocalRegistry, vertex: VertexEmulator
+) -> None:
+    args = _gcpjob_args(registry, vertex, "--deployer-option", "max_replica_count=2")
+    args[args.index("gcpjob")] = "gcpserving"
+    done = _ocibuild(*args)
+
+    assert done.returncode == 0, done.stderr
+    (model,) = vertex.models.values()
+    image = model["containerSpec"]["imageUri"]
+    _assert_pushed(registry, image)
+    (endpoint,) = vertex.endpoints.values()
+    (deployed,) = endpoint["deployedModels"]
+    resources = deployed["dedicatedResources"]
+    assert (resources["minReplicaCount"], resources["maxReplicaCount"]) == (1, 2)
+    # The server stays up; its predict URL is the last line, for a script to take.
+    url = done.stdout.splitlines()[-1]
+    assert url == f"{vertex.url}/v1/{endpoint['name']}:predict"
+    answer = httpx.post(url, json={"instances": [[1, 2]]}, headers=_bearer(vertex))
+    assert answer.status_code == 200, answer.text
+
+
+def _bearer(vertex: VertexEmulator) -> dict[str, str]:
+    return {"Authorization": f"Bearer {application_default_credentials().token()}"}
 
 
 def test_plugins_lists_what_ocibuild_gcp_provides() -> None:

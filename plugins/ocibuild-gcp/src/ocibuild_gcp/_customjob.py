@@ -28,16 +28,12 @@ from ._vertex import (
     Cleanup,
     LogReader,
     VertexContainer,
+    VertexDeployer,
     VertexDryRun,
-    check_cleanup,
     check_count,
-    check_labels,
-    check_mutators,
-    check_poll_interval,
     display_name_for,
     entry_lines,
     mutated,
-    resolve_target,
     resource_id,
     vertex_container,
     wait_operation,
@@ -83,7 +79,7 @@ def job_status(job: Mapping[str, Any]) -> DeployStatus:
     return DeployStatus(_PHASES.get(state, "unknown"), message)
 
 
-class GcpJob:
+class GcpJob(VertexDeployer):
     """Runs the image as a Vertex AI CustomJob: one primary node, and ``replica_count``
     workers on the same machine (worker pool 1).
 
@@ -133,10 +129,6 @@ class GcpJob:
         credentials: GoogleCredentials | None = None,
         log_stream: TextIO | None = None,
     ) -> None:
-        if not machine_type:
-            raise DeployError("machine_type='': name a Compute Engine machine type")
-        if accelerator_count is not None:
-            check_count("accelerator_count", accelerator_count, 1)
         self.replica_count = check_count("replica_count", replica_count, 0)
         if boot_disk_size_gb is not None:
             check_count("boot_disk_size_gb", boot_disk_size_gb, 1)
@@ -146,34 +138,31 @@ class GcpJob:
             raise DeployError(
                 f"base_output_dir={base_output_dir!r}: a Cloud Storage URL, gs://BUCKET/PATH"
             )
-        if timeout is not None and timeout <= 0:
-            raise DeployError(f"timeout={timeout!r}: a number of seconds, more than 0")
-        self.display_name = display_name
-        self.machine_type = machine_type
-        self.accelerator_type = accelerator_type
-        self.accelerator_count = accelerator_count
         self.boot_disk_type = boot_disk_type
         self.boot_disk_size_gb = boot_disk_size_gb
-        self.service_account = service_account
         self.base_output_dir = base_output_dir
-        self.labels = check_labels("gcpjob", labels)
-        self.timeout = timeout
         self.active_deadline_seconds = active_deadline_seconds
-        self.poll_interval = check_poll_interval(poll_interval)
-        self.wait = wait
-        self.stream_log = stream_log
-        self.dry_run = dry_run
-        self.cleanup = check_cleanup(cleanup)
-        self.log_stream = log_stream
-        self.pod_spec_mutators = check_mutators(pod_spec_mutators)
-        self.target = resolve_target(
+        super().__init__(
             "gcpjob",
             project=project,
             region=region,
+            display_name=display_name,
+            machine_type=machine_type,
+            accelerator_type=accelerator_type,
+            accelerator_count=accelerator_count,
+            service_account=service_account,
+            labels=labels,
+            timeout=timeout,
             api_endpoint=api_endpoint,
             logging_endpoint=logging_endpoint,
-            credentials=credentials,
+            poll_interval=poll_interval,
+            wait=wait,
+            stream_log=stream_log,
             dry_run=dry_run,
+            cleanup=cleanup,
+            pod_spec_mutators=pod_spec_mutators,
+            credentials=credentials,
+            log_stream=log_stream,
         )
 
     # -- the request ---------------------------------------------------------------------------

@@ -30,17 +30,13 @@ from ._vertex import (
     Cleanup,
     LogReader,
     VertexContainer,
+    VertexDeployer,
     VertexDryRun,
     VertexTarget,
-    check_cleanup,
     check_count,
-    check_labels,
-    check_mutators,
-    check_poll_interval,
     display_name_for,
     entry_lines,
     mutated,
-    resolve_target,
     resource_id,
     vertex_container,
     wait_operation,
@@ -62,7 +58,7 @@ _ENDPOINT_ID = re.compile(r"^(?:[0-9]+|projects/[^/]+/locations/[^/]+/endpoints/
 _Error = TypeVar("_Error", bound=Exception)
 
 
-class GcpServing:
+class GcpServing(VertexDeployer):
     """Serves the image from a Vertex AI Endpoint: a Model with the image as its container,
     deployed on ``min_replica_count`` to ``max_replica_count`` machines.
 
@@ -111,10 +107,6 @@ class GcpServing:
         credentials: GoogleCredentials | None = None,
         log_stream: TextIO | None = None,
     ) -> None:
-        if not machine_type:
-            raise DeployError("machine_type='': name a Compute Engine machine type")
-        if accelerator_count is not None:
-            check_count("accelerator_count", accelerator_count, 1)
         self.min_replica_count = check_count("min_replica_count", min_replica_count, 1)
         if max_replica_count is None:
             max_replica_count = min_replica_count
@@ -126,34 +118,31 @@ class GcpServing:
                 raise DeployError(f"{option}={route!r}: an HTTP path starts with /")
         if artifact_uri is not None and not artifact_uri.startswith("gs://"):
             raise DeployError(f"artifact_uri={artifact_uri!r}: a Cloud Storage URL, gs://...")
-        if timeout is not None and timeout <= 0:
-            raise DeployError(f"timeout={timeout!r}: a number of seconds, more than 0")
-        self.display_name = display_name
-        self.machine_type = machine_type
-        self.accelerator_type = accelerator_type
-        self.accelerator_count = accelerator_count
         self.endpoint = endpoint
         self.predict_route = predict_route
         self.health_route = health_route
         self.artifact_uri = artifact_uri
-        self.service_account = service_account
-        self.labels = check_labels("gcpserving", labels)
-        self.timeout = timeout
-        self.poll_interval = check_poll_interval(poll_interval)
-        self.wait = wait
-        self.stream_log = stream_log
-        self.dry_run = dry_run
-        self.cleanup = check_cleanup(cleanup)
-        self.log_stream = log_stream
-        self.pod_spec_mutators = check_mutators(pod_spec_mutators)
-        self.target = resolve_target(
+        super().__init__(
             "gcpserving",
             project=project,
             region=region,
+            display_name=display_name,
+            machine_type=machine_type,
+            accelerator_type=accelerator_type,
+            accelerator_count=accelerator_count,
+            service_account=service_account,
+            labels=labels,
+            timeout=timeout,
             api_endpoint=api_endpoint,
             logging_endpoint=logging_endpoint,
-            credentials=credentials,
+            poll_interval=poll_interval,
+            wait=wait,
+            stream_log=stream_log,
             dry_run=dry_run,
+            cleanup=cleanup,
+            pod_spec_mutators=pod_spec_mutators,
+            credentials=credentials,
+            log_stream=log_stream,
         )
 
     # -- the requests --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import string
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from ocibuild import DeployError, DeployTimeoutError, InvalidReferenceError
 from ocibuild.pipeline import DeployStatus, PodSpec, PodSpecMutator
@@ -47,6 +47,7 @@ __all__ = [
     "Cleanup",
     "LogReader",
     "VertexContainer",
+    "VertexDeployer",
     "VertexDryRun",
     "VertexTarget",
     "check_cleanup",
@@ -221,6 +222,68 @@ class VertexTarget:
     def console(self, path: str) -> str:
         """The Cloud Console's page ``vertex-ai/{path}`` of this project."""
         return f"{CONSOLE}/vertex-ai/{path}?project={self.project}"
+
+
+class VertexDeployer:
+    """What both Vertex AI deployers take and check: where (``project``, ``region``, the base
+    URLs), the machine, the names, and how ``deploy()`` behaves (``wait``, ``stream_log``,
+    ``dry_run``, ``cleanup``, ``timeout``, ``poll_interval``). Subclasses keep their own
+    explicit signatures (the CLI types ``--deployer-option`` values from them) and pass
+    these on."""
+
+    def __init__(
+        self,
+        deployer: str,
+        *,
+        project: str | None,
+        region: str | None,
+        display_name: str | None,
+        machine_type: str,
+        accelerator_type: str | None,
+        accelerator_count: int | None,
+        service_account: str | None,
+        labels: Mapping[str, str] | None,
+        timeout: float | None,
+        api_endpoint: str | None,
+        logging_endpoint: str,
+        poll_interval: float,
+        wait: bool,
+        stream_log: bool,
+        dry_run: bool,
+        cleanup: Cleanup,
+        pod_spec_mutators: Sequence[PodSpecMutator] | None,
+        credentials: GoogleCredentials | None,
+        log_stream: TextIO | None,
+    ) -> None:
+        if not machine_type:
+            raise DeployError("machine_type='': name a Compute Engine machine type")
+        if accelerator_count is not None:
+            check_count("accelerator_count", accelerator_count, 1)
+        if timeout is not None and timeout <= 0:
+            raise DeployError(f"timeout={timeout!r}: a number of seconds, more than 0")
+        self.display_name = display_name
+        self.machine_type = machine_type
+        self.accelerator_type = accelerator_type
+        self.accelerator_count = accelerator_count
+        self.service_account = service_account
+        self.labels = check_labels(deployer, labels)
+        self.timeout = timeout
+        self.poll_interval = check_poll_interval(poll_interval)
+        self.wait = wait
+        self.stream_log = stream_log
+        self.dry_run = dry_run
+        self.cleanup = check_cleanup(cleanup)
+        self.log_stream = log_stream
+        self.pod_spec_mutators = check_mutators(pod_spec_mutators)
+        self.target = resolve_target(
+            deployer,
+            project=project,
+            region=region,
+            api_endpoint=api_endpoint,
+            logging_endpoint=logging_endpoint,
+            credentials=credentials,
+            dry_run=dry_run,
+        )
 
 
 def resolve_target(

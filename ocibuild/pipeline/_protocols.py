@@ -42,6 +42,7 @@ __all__ = [
     "DeployPhase",
     "DeployStatus",
     "Deployer",
+    "DryRun",
     "EnvVar",
     "PodSpec",
     "PodSpecMutator",
@@ -222,3 +223,36 @@ class Deployer(Protocol):
     def deploy(self, pod_spec: PodSpec, context: BuildContext | None) -> DeployHandle:
         """Run the image described by ``pod_spec`` (built from ``context``, when known)."""
         ...
+
+
+@dataclass
+class DryRun:
+    """The handle of a ``dry_run`` deploy: what it would create or send, and nothing was.
+
+    ``manifests`` are the objects or request bodies, in the order they would go (the CLI
+    prints them as YAML for ``--dry-run``); ``name``, ``image`` and ``kind`` describe the
+    workload, ``namespace`` (Kubernetes) and ``url`` (a server's address) when they are known.
+    Any deployer, a plugin's too, may return one.
+    """
+
+    manifests: list[dict[str, Any]]
+    name: str
+    image: str
+    kind: str
+    namespace: str | None = None
+    url: str | None = None
+
+    def status(self) -> DeployStatus:
+        """``pending``: a dry run creates nothing."""
+        return DeployStatus("pending", "dry run: nothing was created")
+
+    def wait(self, timeout: float | None = None) -> DeployStatus:
+        """The status: there is nothing to wait for."""
+        return self.status()
+
+    def logs(self, follow: bool = False) -> Iterator[str]:
+        """No output: nothing ran."""
+        return iter(())
+
+    def delete(self) -> None:
+        """Nothing to delete."""

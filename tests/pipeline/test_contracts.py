@@ -316,6 +316,7 @@ def test_the_contracts_are_exported_from_a_light_package() -> None:
         "DeployPhase",
         "DeployStatus",
         "Deployer",
+        "DryRun",
         "EnvVar",
         "PodSpec",
         "PodSpecMutator",
@@ -324,3 +325,14 @@ def test_the_contracts_are_exported_from_a_light_package() -> None:
         "VolumeMount",
     ]
     assert proc.stdout == f"{names} ocibuild.pipeline\n[]\n"
+
+
+def test_a_dry_run_is_a_deploy_handle_that_did_nothing() -> None:
+    from ocibuild.pipeline import DeployHandle, DryRun
+    from ocibuild.pipeline.deployers import DryRun as KubeDryRun
+
+    plan = DryRun([{"kind": "Job"}], "train", "reg/app@sha256:" + "0" * 64, "Job", "ns")
+    assert isinstance(plan, DeployHandle) and KubeDryRun is DryRun
+    assert (plan.status().phase, plan.wait().phase, list(plan.logs())) == ("pending",) * 2 + ([],)
+    assert (plan.namespace, plan.url) == ("ns", None)
+    plan.delete()

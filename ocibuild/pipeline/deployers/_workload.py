@@ -37,7 +37,7 @@ from .._errors import (
     WorkloadFailedError,
     reworded,
 )
-from .._protocols import DeployStatus, PodSpec, PodSpecMutator
+from .._protocols import DeployStatus, DryRun, PodSpec, PodSpecMutator
 from ._base import check_pod_spec_mutators, image_of
 from ._kube import KubeAccess, KubeApiError
 from ._pods import (
@@ -303,33 +303,6 @@ def pull_secret(
     }
 
 
-@dataclass
-class DryRun:
-    """What a ``dry_run`` deploy would create; nothing was. ``manifests`` are the objects."""
-
-    manifests: list[dict[str, Any]]
-    namespace: str
-    name: str
-    image: str
-    kind: str = "Job"
-    url: str | None = None
-
-    def status(self) -> DeployStatus:
-        """``pending``: a dry run creates nothing."""
-        return DeployStatus("pending", "dry run: nothing was created")
-
-    def wait(self, timeout: float | None = None) -> DeployStatus:
-        """The status: there is nothing to wait for."""
-        return self.status()
-
-    def logs(self, follow: bool = False) -> Iterator[str]:
-        """No output: nothing ran."""
-        return iter(())
-
-    def delete(self) -> None:
-        """Nothing to delete."""
-
-
 class KubeDeployer(abc.ABC):
     """The options and deploy steps of every Kubernetes deployer.
 
@@ -436,7 +409,8 @@ class KubeDeployer(abc.ABC):
             manifests.insert(0, secret)
         if self.dry_run:
             kind = self.resource.kind
-            return DryRun(manifests, namespace, name, image, kind, self.url(namespace, name))
+            url = self.url(namespace, name)
+            return DryRun(manifests, name, image, kind, namespace=namespace, url=url)
         run = self._create(manifests, namespace, name, image)
         if self.wait:
             self._follow(run)

@@ -15,7 +15,7 @@ import httpx
 import ocibuild.config
 import pytest
 from ocibuild import DeployError, DeployTimeoutError
-from ocibuild.pipeline import Deployer, DeployHandle, PodSpec
+from ocibuild.pipeline import Deployer, DeployHandle, DryRun, PodSpec
 from ocibuild.plugins import reset_plugins
 
 from ocibuild_gcp import (
@@ -25,7 +25,6 @@ from ocibuild_gcp import (
     VertexJobFailedError,
     application_default_credentials,
 )
-from ocibuild_gcp._vertex import VertexDryRun
 from tests.emulators._vertex import VertexEmulator
 from tests.fixtures_auth import ADC
 
@@ -467,7 +466,7 @@ def test_dry_run_returns_the_body_and_sends_nothing(monkeypatch: pytest.MonkeyPa
     plan = GcpJob(project="p", region="us-east1", dry_run=True, display_name="plan").deploy(
         pod_spec()
     )
-    assert isinstance(plan, VertexDryRun) and isinstance(plan, DeployHandle)
+    assert isinstance(plan, DryRun) and isinstance(plan, DeployHandle)
     (body,) = plan.manifests
     assert body["displayName"] == "plan"
     assert body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["imageUri"] == IMAGE

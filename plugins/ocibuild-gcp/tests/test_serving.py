@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from ocibuild import DeployError, DeployTimeoutError
-from ocibuild.pipeline import Deployer, DeployHandle
+from ocibuild.pipeline import Deployer, DeployHandle, DryRun
 
 from ocibuild_gcp import (
     GcpServing,
@@ -19,7 +19,6 @@ from ocibuild_gcp import (
     VertexJobFailedError,
     application_default_credentials,
 )
-from ocibuild_gcp._vertex import VertexDryRun
 from tests.emulators._vertex import VertexEmulator
 from tests.test_customjob import IMAGE, RUNTIME_ENV, pod_spec
 
@@ -234,7 +233,7 @@ def test_dry_run_returns_the_three_bodies_and_sends_nothing() -> None:
     plan = GcpServing(project="p", region="europe-west4", dry_run=True, display_name="m").deploy(
         pod_spec()
     )
-    assert isinstance(plan, VertexDryRun)
+    assert isinstance(plan, DryRun)
     upload, endpoint, deploy = plan.manifests
     assert upload["model"]["containerSpec"]["imageUri"] == IMAGE
     assert endpoint == {

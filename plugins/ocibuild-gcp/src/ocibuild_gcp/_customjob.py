@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ocibuild import DeployError, DeployTimeoutError
-from ocibuild.pipeline import DeployPhase, DeployStatus, PodSpec, PodSpecMutator
+from ocibuild.pipeline import DeployPhase, DeployStatus, DryRun, PodSpec, PodSpecMutator
 
 from ._auth import GoogleCredentials
 from ._errors import GoogleApiError, VertexJobFailedError
@@ -29,7 +29,6 @@ from ._vertex import (
     LogReader,
     VertexContainer,
     VertexDeployer,
-    VertexDryRun,
     check_count,
     display_name_for,
     entry_lines,
@@ -205,16 +204,14 @@ class GcpJob(VertexDeployer):
 
     # -- deploy --------------------------------------------------------------------------------
 
-    def deploy(
-        self, pod_spec: PodSpec, context: BuildContext | None = None
-    ) -> GcpJobRun | VertexDryRun:
+    def deploy(self, pod_spec: PodSpec, context: BuildContext | None = None) -> GcpJobRun | DryRun:
         """Create the CustomJob; unless ``wait=False``, follow it to its end."""
         spec = mutated(pod_spec, self.pod_spec_mutators)
         container = vertex_container(spec, "gcpjob", _log)
         display_name = display_name_for(self.display_name, container.image, "ocibuild-job")
         body = self.request_body(container, display_name)
         if self.dry_run:
-            return VertexDryRun([body], display_name, container.image, KIND)
+            return DryRun([body], display_name, container.image, KIND)
         api, logging_api = self.target.apis()
         job = api.call("POST", f"/v1/{self.target.parent}/customJobs", json=body)
         run = GcpJobRun(self, api, logging_api, job, container.image, [body])

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from ocibuild import DeployError
-from ocibuild.pipeline import DeployStatus, PodSpec, PodSpecMutator
+from ocibuild.pipeline import DeployStatus, DryRun, PodSpec, PodSpecMutator
 
 from ._auth import GoogleCredentials
 from ._errors import GoogleApiError, VertexJobFailedError
@@ -31,7 +31,6 @@ from ._vertex import (
     LogReader,
     VertexContainer,
     VertexDeployer,
-    VertexDryRun,
     VertexTarget,
     check_count,
     display_name_for,
@@ -200,7 +199,7 @@ class GcpServing(VertexDeployer):
 
     def deploy(
         self, pod_spec: PodSpec, context: BuildContext | None = None
-    ) -> GcpServingRun | VertexDryRun:
+    ) -> GcpServingRun | DryRun:
         """Upload the model, create or find the endpoint, deploy the model to it; unless
         ``wait=False``, until it serves."""
         spec = mutated(pod_spec, self.pod_spec_mutators)
@@ -216,7 +215,7 @@ class GcpServing(VertexDeployer):
             if reused is None and self.endpoint is not None:
                 _log.info("gcpserving: an endpoint named %r is used if there is one", self.endpoint)
             url = predict_url(self.target, reused) if reused else None
-            return VertexDryRun(manifests, name, container.image, KIND, url=url)
+            return DryRun(manifests, name, container.image, KIND, url=url)
         api, logging_api = self.target.apis()
         run = GcpServingRun(self, api, logging_api, container.image, manifests)
         try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from ocibuild import DeployError, DeployTimeoutError, InvalidReferenceError
-from ocibuild.pipeline import DeployStatus, PodSpec, PodSpecMutator
+from ocibuild.pipeline import PodSpec, PodSpecMutator
 from ocibuild.preprocessors import RUNTIME_ENV
 from ocibuild.transports import Location
 
@@ -48,7 +48,6 @@ __all__ = [
     "LogReader",
     "VertexContainer",
     "VertexDeployer",
-    "VertexDryRun",
     "VertexTarget",
     "check_cleanup",
     "check_count",
@@ -315,35 +314,6 @@ def resolve_target(
             "'gcloud config set ai/region REGION'"
         )
     return VertexTarget(project, region, api_endpoint, logging_endpoint, credentials)
-
-
-@dataclass
-class VertexDryRun:
-    """What a ``dry_run`` deploy would send; nothing was. ``manifests`` are the request
-    bodies, in the order they would go."""
-
-    manifests: list[dict[str, Any]]
-    name: str
-    image: str
-    kind: str
-    namespace: str | None = None
-    url: str | None = None
-    console_url: str | None = None
-
-    def status(self) -> DeployStatus:
-        """``pending``: a dry run creates nothing."""
-        return DeployStatus("pending", "dry run: nothing was created")
-
-    def wait(self, timeout: float | None = None) -> DeployStatus:
-        """The status: there is nothing to wait for."""
-        return self.status()
-
-    def logs(self, follow: bool = False) -> Iterator[str]:
-        """No output: nothing ran."""
-        return iter(())
-
-    def delete(self) -> None:
-        """Nothing to delete."""
 
 
 # -- polling ------------------------------------------------------------------------------

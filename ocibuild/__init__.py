@@ -62,6 +62,7 @@ from .pipeline._errors import (
     WorkloadFailedError,
 )
 from .transports import CredentialSource, set_plugin_sources, set_prefix_resolver
+from .transports.docker._errors import EngineError
 
 __all__ = [
     "AuthenticationError",
@@ -74,6 +75,7 @@ __all__ = [
     "Descriptor",
     "Digest",
     "DigestMismatchError",
+    "EngineError",
     "FileTreeLayer",
     "Image",
     "ImageConfig",

@@ -21,6 +21,7 @@ PUBLIC = {
     "Descriptor",
     "Digest",
     "DigestMismatchError",
+    "EngineError",
     "FileTreeLayer",
     "Image",
     "ImageConfig",

@@ -18,7 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/ensure-tools.sh docker-registry=docker-registry skopeo=skopeo umoci=umoci \
-  htpasswd=apache2-utils busybox=busybox-static zstd=zstd tar=tar gzip=gzip curl=curl git=git
+  htpasswd=apache2-utils busybox=busybox-static zstd=zstd tar=tar gzip=gzip curl=curl git=git \
+  dockerd=docker.io docker=docker.io podman=podman buildah=buildah
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

@@ -2,7 +2,9 @@
 
 ``ocibuild build TARGET --to REF`` preprocesses TARGET (a file, a directory, a notebook) and
 appends it to ``--base`` (default ``python:X.Y-slim`` for this Python) with the append
-builder; ``ocibuild run TARGET --deployer NAME`` builds the same way and deploys; ``ocibuild
+builder, or builds it with another (``--builder docker``: a Dockerfile built by the engine;
+``--dockerfile FILE`` builds the user's own with TARGET as its context directory); ``ocibuild
+run TARGET --deployer NAME`` builds the same way and deploys; ``ocibuild
 deploy IMAGE`` deploys an image that exists (:mod:`._deploy`); ``ocibuild plugins`` lists
 installed plugins and the names they provide.
 """
@@ -10,12 +12,22 @@ installed plugins and the names they provide.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from ._deploy import add_deploy_command, add_deployer_options
-from ._options import add_destination, add_image_options, add_registry_options
+from ._options import (
+    OneLineFormatter,
+    UsageError,
+    add_destination,
+    add_image_options,
+    add_registry_options,
+)
 
 __all__ = ["add_pipeline_commands"]
 
@@ -31,6 +43,13 @@ def add_pipeline_commands(subparsers: Any) -> None:
     )
     _add_build_arguments(p)
     add_destination(p)
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        dest="dry_run_build",
+        help="print the Dockerfile and the build context's files, and build nothing "
+        "(docker builder)",
+    )
     p.set_defaults(func=cmd_build)
 
     p = subparsers.add_parser(
@@ -90,6 +109,7 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
         metavar="X.Y",
         help="the image's Python, when the base has no PYTHON_VERSION env",
     )
+    _add_builder_options(p)
     add_image_options(p)
     add_registry_options(p)
     # Python code needs a Python base: scratch (the append default) is never right here.
@@ -97,8 +117,40 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(base="python:{}.{}-slim".format(*sys.version_info[:2]))
 
 
+def _add_builder_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group(
+        "builder",
+        "each option goes to a builder that takes it; --platform, --label and "
+        "--no-cache reach the docker builder too",
+    )
+    group.add_argument(
+        "--builder",
+        default="append",
+        metavar="NAME",
+        help="append (layers appended to --base, no daemon), docker (a Dockerfile built by a "
+        "Docker-compatible engine: DOCKER_HOST or the docker context), or a plugin's "
+        "(default: append)",
+    )
+    group.add_argument(
+        "--dockerfile",
+        metavar="FILE",
+        help="build this Dockerfile, with TARGET as its context directory (docker builder)",
+    )
+    group.add_argument(
+        "--build-arg", action="append", default=[], metavar="K=V", help="a Dockerfile ARG"
+    )
+    group.add_argument(
+        "--target", dest="build_target", metavar="STAGE", help="the Dockerfile stage to build"
+    )
+    group.add_argument("--pull", action="store_true", help="pull the base even if present")
+    group.add_argument("--network", metavar="MODE", help="the RUN steps' network: host, none")
+
+
 def _preprocessor(args: argparse.Namespace) -> Any:
     from ..pipeline._run import create, target_options
+
+    if getattr(args, "dockerfile", None):
+        return None  # the Dockerfile says what goes in; TARGET is its context directory
 
     name, options = target_options(args.target, args.preprocessor)
     if args.requirements:
@@ -113,30 +165,95 @@ def _preprocessor(args: argparse.Namespace) -> Any:
 
 
 def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
+    """The builder ``--builder`` names, given the options it takes; a flag given for an option
+    it does not take is a usage error naming the builder (like the deployer flags)."""
+    from ..pipeline._plugins import lookup
     from ..pipeline._run import create
+    from ._convert import Parameters
     from ._options import config_changes, layer_options, parse_pairs, registry_options
 
-    options: dict[str, Any] = {
-        "preprocessor": preprocessor,
-        "base_image": args.base,
-        "platform": args.platform,
-        "python_version": args.python_version,
-        "layer_options": layer_options(args),
-        "config": config_changes(args),
-        "annotations": parse_pairs(args.annotation, "annotation"),
-        "registry_options": registry_options(args),
-        "cache": not args.no_cache,
-        **{k: v for k, v in dest.items() if v is not None},
-    }
-    return create("builder", "append", options)
+    params = Parameters(lookup("builder", args.builder))
+    options: dict[str, Any] = {}
+
+    def offer(name: str, value: Any, *given: str) -> None:
+        if params.takes(name):
+            options[name] = value
+        elif given:
+            raise UsageError(
+                f"{given[0]}: the builder {args.builder!r} has no {name!r} option "
+                f"(its options: {', '.join(params.names) or 'none'})"
+            )
+
+    def flags(*pairs: tuple[str, Any]) -> list[str]:
+        """The flags given (``--level 0`` is given; an empty list or mapping is not)."""
+        return [
+            flag
+            for flag, value in pairs
+            if value is not None
+            and value is not False
+            and not (isinstance(value, (str, list, dict)) and not value)
+        ]
+
+    offer("preprocessor", preprocessor)
+    offer("base_image", args.base)
+    offer("platform", args.platform, *flags(("--platform", args.platform)))
+    offer("python_version", args.python_version, *flags(("--python-version", args.python_version)))
+    layer_flags = flags(("--compression", args.compression != "gzip"), ("--level", args.level))
+    layer_flags += flags(("--mtime", args.mtime))
+    if params.takes("layer_options"):
+        options["layer_options"] = layer_options(args)
+    else:
+        offer("layer_options", None, *layer_flags)
+        offer("excludes", tuple(args.exclude), *flags(("--exclude", args.exclude)))
+        if args.ignore_file:
+            offer("ignore_file", args.ignore_file, "--ignore-file")
+    config_flags = flags(
+        *((f"--{name}", getattr(args, name)) for name in ("entrypoint", "cmd", "env", "workdir"))
+    ) + flags(("--user", args.user))
+    if params.takes("config"):
+        options["config"] = config_changes(args)
+    else:
+        offer("config", None, *config_flags)
+        offer("labels", parse_pairs(args.label, "label"), *flags(("--label", args.label)))
+    annotations = parse_pairs(args.annotation, "annotation")
+    offer("annotations", annotations, *flags(("--annotation", args.annotation)))
+    access = flags(
+        ("--username", args.username),
+        ("--authfile", args.authfile),
+        ("--insecure-registry", args.insecure_registry),
+        ("--ca-file", args.ca_file),
+    )
+    if params.takes("registry_options") or access:
+        offer("registry_options", registry_options(args), *access)
+    if params.takes("cache"):
+        options["cache"] = not args.no_cache
+    else:
+        offer("no_cache", args.no_cache, *flags(("--no-cache", args.no_cache)))
+    for flag, name, value in (
+        ("--dockerfile", "dockerfile", args.dockerfile),
+        ("--build-arg", "build_args", parse_pairs(args.build_arg, "build-arg")),
+        ("--target", "target", args.build_target),
+        ("--pull", "pull", args.pull),
+        ("--network", "network", args.network),
+        ("--dry-run", "dry_run", getattr(args, "dry_run_build", False)),
+    ):
+        if flags((flag, value)):
+            offer(name, value, flag)
+    if args.dockerfile:
+        offer("context_dir", args.target, "--dockerfile")
+    options.update({k: v for k, v in dest.items() if v is not None})
+    return create("builder", args.builder, options)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``ocibuild build``: print the written reference (or the write as JSON)."""
     from ..pipeline._run import build_image
 
-    result = build_image(_builder(args, _preprocessor(args), to=args.to))
-    _print_build(args, result)
+    builder = _builder(args, _preprocessor(args), to=args.to)
+    with build_progress(args):
+        result = build_image(builder)
+    if not args.dry_run_build:  # a dry run printed the Dockerfile and the context instead
+        _print_build(args, result)
     return 0
 
 
@@ -144,7 +261,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``ocibuild run``: build, print the reference, deploy (see :mod:`._deploy`)."""
     from ..pipeline._run import build_image, deploy_image
     from ._deploy import choose_deployer, deploy_and_report
-    from ._options import UsageError
 
     if bool(args.to) == bool(args.registry):
         raise UsageError("give exactly one of --to REF and --registry HOST[/NAMESPACE]")
@@ -157,11 +273,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         image_name=args.image_name,
         tag=args.tag,
     )
-    result = build_image(builder)
+    with build_progress(args):
+        result = build_image(builder)
     deploy_and_report(
         args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
     )
     return 0
+
+
+@contextlib.contextmanager
+def build_progress(args: argparse.Namespace) -> Iterator[None]:
+    """The builder's steps (INFO records of ``ocibuild.builders``) on stderr, one line each,
+    when a person is watching: not with ``--json``, nor when stderr is not a terminal."""
+    if args.json or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
+        yield  # (with OCIBUILD_DEBUG the ocibuild handler shows them already)
+        return
+    logger = logging.getLogger("ocibuild.builders")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter())
+    handler.setLevel(logging.INFO)
+    # Warnings and errors reach stderr through the ocibuild logger's own handler.
+    handler.addFilter(lambda record: record.levelno < logging.WARNING)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _print_build(args: argparse.Namespace, result: Any) -> None:

@@ -45,10 +45,10 @@ def ocibuild_preprocessors() -> Mapping[str, PreprocessorFactory]:
 
 @hookimpl
 def ocibuild_builders() -> Mapping[str, BuilderFactory]:
-    """``append``."""
-    from .builders import AppendBuilder
+    """``append`` (no daemon) and ``docker`` (a Docker-compatible engine builds a Dockerfile)."""
+    from .builders import AppendBuilder, DockerBuilder
 
-    return {"append": AppendBuilder}
+    return {"append": AppendBuilder, "docker": DockerBuilder}
 
 
 @hookimpl

@@ -92,7 +92,8 @@ def pip_platform_tags(platform: Platform) -> tuple[str, ...]:
     if platform.os != "linux" or arch is None:
         raise DependencyError(
             f"no wheel platform tags for {platform.os}/{platform.architecture}: "
-            "pass platform_tags=[...] (pip --platform values) or use the docker builder"
+            "pass platform_tags=[...] (pip --platform values) or build with the docker builder "
+            '(--builder docker, builder="docker")'
         )
     if arch == "armv7l" and platform.variant not in (None, "v7"):
         raise DependencyError(f"no wheel platform tags for linux/arm/{platform.variant}")
@@ -252,8 +253,9 @@ def _pip_error(
     if missing:
         return DependencyError(
             f"no wheel of {missing[-1]} for {target.describe()} (from {requirements.origin}): "
-            "the append builder installs wheels only; pin a version that has a wheel, or use "
-            "the docker or cluster builder, which can build from source"
+            "the append builder installs wheels only; pin a version that has a wheel, or build "
+            'with the docker builder (--builder docker, builder="docker"), which runs pip in '
+            "the image and can build from source"
         )
     if "No module named pip" in output:
         return DependencyError(f"pip is not installed for {sys.executable}: python -m ensurepip")

@@ -1,0 +1,82 @@
+"""Registry credentials for the engine: the ``X-Registry-Auth`` and ``X-Registry-Config`` headers.
+
+The Engine API takes them as base64url JSON: ``X-Registry-Auth`` (push, pull) is one
+``{"username", "password", "serveraddress"}`` (or ``{"identitytoken"}``) object,
+``X-Registry-Config`` (build, for the ``FROM`` images) maps registry hosts to such objects.
+They come from ocibuild's own credential sources, in the registry client's order
+(:func:`ocibuild.transports.registry.find_credential`), so the engine pushes with what
+``ocibuild login`` stored. The header values carry secrets: nothing here logs them, and
+:class:`EngineHeaders` keeps them out of its repr.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...oci import Reference
+from ...oci._reference import DOCKER_HUB
+from ...transports.registry import Credential, RegistryOptions, find_credential
+
+__all__ = ["EngineHeaders", "registry_auth", "registry_config"]
+
+# Docker keys Docker Hub's credentials by its old index URL, in config files and headers alike.
+_HUB_KEY = "https://index.docker.io/v1/"
+
+
+@dataclass(frozen=True)
+class EngineHeaders:
+    """Request headers holding credentials; the values never show in a repr."""
+
+    values: dict[str, str] = field(repr=False)
+
+
+def registry_auth(reference: Reference, options: RegistryOptions | None) -> EngineHeaders:
+    """``X-Registry-Auth`` for pushing or pulling ``reference`` (``{}`` when anonymous)."""
+    found = find_credential(reference.registry, reference.repository, options or RegistryOptions())
+    entry = _entry(found, _server(reference.registry))
+    return EngineHeaders({"X-Registry-Auth": _encode(entry)})
+
+
+def registry_config(images: Iterable[str], options: RegistryOptions | None) -> EngineHeaders:
+    """``X-Registry-Config`` with the credentials for the registries of ``images``."""
+    config: dict[str, dict[str, str]] = {}
+    for image in images:
+        try:
+            reference = Reference.parse(image)
+        except Exception:  # an ARG-built or odd FROM: the engine says what is wrong with it
+            continue
+        server = _server(reference.registry)
+        if server in config:
+            continue
+        found = find_credential(
+            reference.registry, reference.repository, options or RegistryOptions()
+        )
+        if not found.is_anonymous:
+            config[server] = _entry(found, server)
+    return EngineHeaders({"X-Registry-Config": _encode(config)} if config else {})
+
+
+def _server(registry: str) -> str:
+    return _HUB_KEY if registry == DOCKER_HUB else registry
+
+
+def _entry(credential: Credential, server: str) -> dict[str, str]:
+    if credential.is_anonymous:
+        return {}
+    entry = {"serveraddress": server}
+    if credential.identity_token:
+        entry["identitytoken"] = credential.identity_token
+    elif credential.registry_token:
+        entry["registrytoken"] = credential.registry_token
+    else:
+        entry["username"] = credential.username or ""
+        entry["password"] = credential.password or ""
+    return entry
+
+
+def _encode(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode("utf-8")).decode("ascii")

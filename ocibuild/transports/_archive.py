@@ -44,12 +44,21 @@ from ..oci._layer import BlobStream, Layer
 from ._base import BlobOutcome
 from ._layout import FileChunks, check_written
 
-__all__ = ["ArchiveSink", "ArchiveSource"]
+__all__ = [
+    "INDEX_REFUSED",
+    "ArchiveSink",
+    "ArchiveSource",
+    "archive_end",
+    "blob_member",
+    "manifest_entry",
+    "padding",
+    "repo_tag",
+]
 
 _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
-_INDEX_REFUSED = "docker-archive holds one image per platform; pick one with --platform"
+INDEX_REFUSED = "docker-archive holds one image per platform; pick one with --platform"
 _ENTRY_FIELDS: dict[str, Check] = {"Config": STRING, "RepoTags": STRINGS, "Layers": STRINGS}
 
 
@@ -297,7 +306,7 @@ class ArchiveSink:
 
     def __init__(self, path: str | Path, ref: str | None = None) -> None:
         self._path = Path(path)
-        self._ref = _repo_tag(ref) if ref else None
+        self._ref = repo_tag(ref) if ref else None
         if self._path.is_dir():
             raise TransportError(
                 f"cannot write a docker-archive to {self._path}: it is a directory"
@@ -393,8 +402,8 @@ class ArchiveSink:
         if digests.digest in self._written:
             f.truncate(start)  # the same content twice (e.g. one layer in two places)
             return None
-        name = f"blobs/{digests.digest.algorithm}/{digests.digest.encoded}"
-        _write(f, bytes(-size % _BLOCK), self._path)
+        name = blob_member(digests.digest)
+        _write(f, padding(size), self._path)
         f.seek(start)
         _write(f, file_header(name, size), self._path)
         f.seek(0, os.SEEK_END)
@@ -405,7 +414,7 @@ class ArchiveSink:
     ) -> Descriptor:
         """Record the image's manifest.json entry; an index cannot be stored and is refused."""
         if mt.is_index(media_type):
-            raise TransportError(_INDEX_REFUSED)
+            raise TransportError(INDEX_REFUSED)
         try:
             manifest = Manifest.from_json(data, media_type)
         except ManifestError as err:
@@ -414,12 +423,8 @@ class ArchiveSink:
             config = self._member(manifest.config)
             layers = [self._member(layer) for layer in manifest.layers]
             self._check_diff_ids(config, layers)
-            repo_tag = self._ref or (_repo_tag(tag) if tag else None)
-            self._entry = {
-                "Config": config.name,
-                "RepoTags": [repo_tag] if repo_tag else [],
-                "Layers": [layer.name for layer in layers],
-            }
+            name = self._ref or (repo_tag(tag) if tag else None)
+            self._entry = manifest_entry(config.name, [layer.name for layer in layers], name)
         return describe(data, media_type, platform=platform)
 
     def _member(self, descriptor: Descriptor) -> _Written:
@@ -451,11 +456,8 @@ class ArchiveSink:
             if self._entry is None:
                 raise TransportError(f"cannot write {self.name}: no image manifest was put")
             f = self._archive()
-            manifest_json = dumps([self._entry])
             f.seek(0, os.SEEK_END)
-            _write(f, file_header("manifest.json", len(manifest_json)), self._path)
-            _write(f, manifest_json + bytes(-len(manifest_json) % _BLOCK), self._path)
-            _write(f, _ZERO_BLOCK * 2, self._path)
+            _write(f, archive_end([self._entry]), self._path)
             f.close()
             assert self._tmp is not None
             try:
@@ -478,7 +480,30 @@ class ArchiveSink:
             self._entry = None
 
 
-def _repo_tag(ref: str) -> str:
+def blob_member(digest: Digest) -> str:
+    """The member name a blob is stored under: ``blobs/sha256/<hex>``, as Docker 25 writes."""
+    return f"blobs/{digest.algorithm}/{digest.encoded}"
+
+
+def padding(size: int) -> bytes:
+    """The zeros that fill a member of ``size`` bytes up to the tar's next block."""
+    return bytes(-size % _BLOCK)
+
+
+def manifest_entry(config: str, layers: list[str], name: str | None) -> dict[str, Any]:
+    """One image of manifest.json: its config and layer members, and its ``repo:tag``."""
+    return {"Config": config, "RepoTags": [name] if name else [], "Layers": layers}
+
+
+def archive_end(entries: list[dict[str, Any]]) -> bytes:
+    """What ends an archive: manifest.json (last, once every member it names is written),
+    then the two zero blocks that end a tar."""
+    manifest_json = dumps(entries)
+    header = file_header("manifest.json", len(manifest_json))
+    return header + manifest_json + padding(len(manifest_json)) + _ZERO_BLOCK * 2
+
+
+def repo_tag(ref: str) -> str:
     """``repo:tag`` for RepoTags, ``:latest`` added when no tag is given; digests are refused."""
     parsed = Reference.parse(ref, default_tag=None)
     if parsed.digest is not None:

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from .._errors import InvalidReferenceError, OCIBuildError
 from ..oci import Reference
 
-__all__ = ["Location", "add_prefix", "set_prefix_resolver"]
+__all__ = ["DAEMON_PREFIX", "Location", "add_prefix", "set_prefix_resolver"]
 
 # Transports spelled PREFIX:PATH[:TAG]; the transport table adds the ones plugins register.
 _PATH_TRANSPORTS = ["oci:", "docker-archive:"]
+# The image store of a Docker-compatible engine: what follows is an image name, not a path.
+DAEMON_PREFIX = "docker-daemon:"
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _lock = threading.Lock()
 _log = logging.getLogger("ocibuild")
 # WORD: that may be a transport nobody registered yet; not HOST:PORT, not SCHEME://.
@@ -70,9 +73,9 @@ def add_prefix(kind: str) -> None:
 @dataclass(frozen=True)
 class Location:
     """One of ``scratch``, ``REGISTRY/REPO[:TAG][@DIGEST]`` (or ``docker://...``),
-    ``oci:PATH[:TAG]``, ``docker-archive:PATH[:REF]``."""
+    ``oci:PATH[:TAG]``, ``docker-archive:PATH[:REF]``, ``docker-daemon:NAME[:TAG]``."""
 
-    kind: str  # scratch, registry, oci, docker-archive, or a registered prefix
+    kind: str  # scratch, registry, oci, docker-archive, docker-daemon, or a registered prefix
     path: str | None = None
     tag: str | None = None
     reference: Reference | None = None
@@ -93,20 +96,38 @@ class Location:
                 if not path:
                     raise InvalidReferenceError(f"{text!r} names no path: write {prefix}PATH[:TAG]")
                 return cls(prefix[:-1], path=path, tag=tag or None, text=text)
+        if text.startswith(DAEMON_PREFIX):
+            return cls._daemon(text)
         if _resolved(text):
             return cls.parse(text)
-        if text.startswith("docker-daemon:"):
-            raise InvalidReferenceError(
-                f"{text!r}: the docker-daemon transport comes with the docker builder and is not "
-                "available in this version; use a registry, oci: or docker-archive:"
-            )
         scheme, sep, _ = text.partition("://")
         if sep and scheme != "docker":
             raise InvalidReferenceError(
                 f"unknown transport in {text!r}: use REGISTRY/REPO:TAG, docker://..., "
-                "oci:PATH[:TAG], docker-archive:PATH[:REF] or scratch"
+                "oci:PATH[:TAG], docker-archive:PATH[:REF], docker-daemon:NAME[:TAG] or scratch"
             )
         return cls("registry", reference=Reference.parse(text), text=text)
+
+    @classmethod
+    def _daemon(cls, text: str) -> Location:
+        """``docker-daemon:NAME[:TAG]``, ``NAME@DIGEST`` or an image ID (``sha256:HEX``): the
+        name is split as a reference is (a registry's port is not a tag), never normalised,
+        so the engine sees the spelling the user gave."""
+        name = text[len(DAEMON_PREFIX) :]
+        if _IMAGE_ID.fullmatch(name):
+            return cls("docker-daemon", path=name, text=text)
+        try:
+            Reference.parse(name, default_tag=None)
+        except InvalidReferenceError as err:
+            raise InvalidReferenceError(
+                f"{err}; write docker-daemon:NAME[:TAG] (or an image ID, sha256:HEX)"
+            ) from None
+        if "@" in name:
+            return cls("docker-daemon", path=name, text=text)
+        colon = name.rfind(":")
+        if colon > name.rfind("/"):
+            return cls("docker-daemon", path=name[:colon], tag=name[colon + 1 :], text=text)
+        return cls("docker-daemon", path=name, text=text)
 
     def __str__(self) -> str:
         if self.kind == "registry" and self.reference is not None:

@@ -1,8 +1,9 @@
 """The table of transports, keyed by the prefix of their spelling.
 
-``oci:PATH[:TAG]``, ``docker-archive:PATH[:REF]`` and registry references (no prefix, or
-``docker://``) are built in; :func:`register_transport` adds another prefix (a plugin's
-``docker-daemon:``, say) whose sources and sinks then work everywhere a spelling is accepted.
+``oci:PATH[:TAG]``, ``docker-archive:PATH[:REF]``, ``docker-daemon:NAME[:TAG]`` (an engine's
+image store, the engine found as the docker CLI finds it) and registry references (no prefix,
+or ``docker://``) are built in; :func:`register_transport` adds another prefix (a plugin's)
+whose sources and sinks then work everywhere a spelling is accepted.
 """
 
 from __future__ import annotations
@@ -58,6 +59,32 @@ def _archive_sink(location: Location, _: RegistryOptions | None) -> ImageSink:
     return ArchiveSink(location.path or ".", location.tag)
 
 
+def _daemon_source(location: Location, _: RegistryOptions | None) -> ImageSource:
+    from ._daemon import DaemonSource
+    from .docker import Engine
+
+    name = f"{location.path}:{location.tag}" if location.tag else location.path or ""
+    engine = Engine.from_environment()
+    try:
+        return DaemonSource(engine, name, close_engine=True)
+    except BaseException:
+        engine.close()
+        raise
+
+
+def _daemon_sink(location: Location, _: RegistryOptions | None) -> ImageSink:
+    from ._daemon import DaemonSink
+    from .docker import Engine
+
+    path = location.path or ""
+    if "@" in path or path.startswith("sha256:"):
+        raise InvalidReferenceError(
+            f"cannot write {location}: an engine names what it loads by NAME:TAG; write "
+            "docker-daemon:NAME[:TAG]"
+        )
+    return DaemonSink(Engine.from_environment(), path, location.tag, close_engine=True)
+
+
 def _registry_source(location: Location, options: RegistryOptions | None) -> ImageSource:
     from .registry import RegistrySource
 
@@ -76,6 +103,7 @@ _lock = threading.Lock()
 _TABLE: dict[str, Transport] = {
     "oci": Transport("oci", _layout_source, _layout_sink),
     "docker-archive": Transport("docker-archive", _archive_source, _archive_sink),
+    "docker-daemon": Transport("docker-daemon", _daemon_source, _daemon_sink),
     "registry": Transport("registry", _registry_source, _registry_sink),
 }
 

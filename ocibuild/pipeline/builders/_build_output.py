@@ -177,8 +177,8 @@ class BuildOutput:
         if self._error and self._error != error and error not in self._error:
             error = f"{error} ({self._error})" if len(self._error) < 200 else error
         lines = step.last_lines()
-        # The engine's error repeats the command; the last output line often repeats the error.
-        shown = [line for line in lines if line not in error]
+        # BuildKit's last output line often is the error itself.
+        shown = [line for line in lines if line.strip() != error.strip()]
         tail = " | ".join(shown)
         if len(tail) > _TAIL_CHARS:
             tail = "..." + tail[-_TAIL_CHARS:]

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..._errors import OCIBuildError
 from ...oci import Reference
 from ...oci._reference import DOCKER_HUB
 from ...transports.registry import Credential, RegistryOptions, find_credential
@@ -29,9 +30,11 @@ _HUB_KEY = "https://index.docker.io/v1/"
 
 @dataclass(frozen=True)
 class EngineHeaders:
-    """Request headers holding credentials; the values never show in a repr."""
+    """Request headers holding credentials; the values never show in a repr. ``images``: those
+    of the images asked about whose registries have credentials."""
 
     values: dict[str, str] = field(repr=False)
+    images: tuple[str, ...] = ()
 
 
 def registry_auth(reference: Reference, options: RegistryOptions | None) -> EngineHeaders:
@@ -44,20 +47,26 @@ def registry_auth(reference: Reference, options: RegistryOptions | None) -> Engi
 def registry_config(images: Iterable[str], options: RegistryOptions | None) -> EngineHeaders:
     """``X-Registry-Config`` with the credentials for the registries of ``images``."""
     config: dict[str, dict[str, str]] = {}
+    anonymous: set[str] = set()
+    authenticated: list[str] = []
     for image in images:
         try:
             reference = Reference.parse(image)
-        except Exception:  # an ARG-built or odd FROM: the engine says what is wrong with it
+        except OCIBuildError:  # an ARG-built or odd FROM: the engine says what is wrong with it
             continue
         server = _server(reference.registry)
+        if server not in config and server not in anonymous:
+            found = find_credential(
+                reference.registry, reference.repository, options or RegistryOptions()
+            )
+            if found.is_anonymous:
+                anonymous.add(server)
+            else:
+                config[server] = _entry(found, server)
         if server in config:
-            continue
-        found = find_credential(
-            reference.registry, reference.repository, options or RegistryOptions()
-        )
-        if not found.is_anonymous:
-            config[server] = _entry(found, server)
-    return EngineHeaders({"X-Registry-Config": _encode(config)} if config else {})
+            authenticated.append(image)
+    values = {"X-Registry-Config": _encode(config)} if config else {}
+    return EngineHeaders(values, tuple(authenticated))
 
 
 def _server(registry: str) -> str:

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..._errors import OCIBuildError
@@ -207,9 +207,13 @@ class DockerBuilder:
     def _build(self, engine: Engine, docker_context: DockerContext) -> Digest:
         """``POST /build`` with the context streamed as the body; the image ID."""
         params = self._build_params(engine, docker_context)
-        images = base_images(docker_context.text)
-        headers = {"Content-Type": "application/x-tar"}
-        headers.update(registry_config(images, self.registry_options).values)
+        credentials = registry_config(base_images(docker_context.text), self.registry_options)
+        if params["version"] == "2":
+            # BuildKit asks the client for credentials over a session, which a tar upload
+            # has not: the engine pulls those bases itself first, and BuildKit finds them.
+            for image in credentials.images:
+                self._pull(engine, image)
+        headers = {"Content-Type": "application/x-tar", **credentials.values}
         output = BuildOutput()
         with engine.stream(
             "POST", "/build", params=params, content=docker_context.stream(), headers=headers
@@ -219,6 +223,17 @@ class DockerBuilder:
         if output.image_id is None and output.short_id is not None and not output.failed:
             output.image_id = _image_id(engine, output.short_id)
         return output.result()
+
+    def _pull(self, engine: Engine, image: str) -> None:
+        """``POST /images/create``: the engine pulls ``image`` with ocibuild's credentials."""
+        reference = Reference.parse(image)
+        _log.info("pulling %s into the engine", image)
+        headers = registry_auth(reference, self.registry_options).values
+        params = {"fromImage": reference.name, "tag": reference.identifier}
+        with engine.stream("POST", "/images/create", params=params, headers=headers) as answer:
+            error = _stream_error(engine.messages(answer))
+        if error is not None:
+            raise PipelineError(f"the engine could not pull {image}: {error}")
 
     def _build_params(self, engine: Engine, docker_context: DockerContext) -> dict[str, Any]:
         buildkit = engine.buildkit if self.buildkit is None else self.buildkit
@@ -246,20 +261,20 @@ class DockerBuilder:
         reference = Reference.parse(f"{self._name}:{tag}")
         headers = registry_auth(reference, self.registry_options).values
         _log.info("pushing %s:%s", self._name, tag)
-        digest: Digest | None = None
-        error: str | None = None
+        found: list[Digest] = []
+
+        def digests(messages: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            for message in messages:
+                aux = message.get("aux")
+                if isinstance(aux, Mapping) and isinstance(aux.get("Digest"), str):
+                    found.append(Digest.parse(aux["Digest"]))
+                yield message
+
         with engine.stream(
             "POST", f"/images/{self._name}/push", params={"tag": tag}, headers=headers
         ) as response:
-            for message in engine.messages(response):
-                aux = message.get("aux")
-                if isinstance(aux, Mapping) and isinstance(aux.get("Digest"), str):
-                    digest = Digest.parse(aux["Digest"])
-                detail = message.get("errorDetail")
-                if isinstance(detail, Mapping) and detail.get("message"):
-                    error = str(detail["message"])
-                elif message.get("error"):
-                    error = str(message["error"])
+            error = _stream_error(digests(engine.messages(response)))
+        digest = found[-1] if found else None
         if error is not None:
             raise PipelineError(f"the engine could not push {self._name}:{tag}: {error}")
         if digest is None:
@@ -296,6 +311,20 @@ class DockerBuilder:
         if context is None:
             context = BuildContext({}, ("true",))
         return BuildResult(image if self._pushes else DAEMON_PREFIX + image, digest, False, context)
+
+
+def _stream_error(messages: Iterator[Mapping[str, Any]]) -> str | None:
+    """Read a pull or push stream to its end; the error it reported, if any."""
+    error: str | None = None
+    for message in messages:
+        detail = message.get("errorDetail")
+        if isinstance(detail, Mapping) and detail.get("message"):
+            error = str(detail["message"])
+        elif message.get("error"):
+            error = str(message["error"])
+        elif message.get("status"):
+            _log.debug("%s", message["status"])
+    return error
 
 
 def _split_tag(name: str) -> tuple[str, str | None]:

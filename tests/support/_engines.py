@@ -62,6 +62,7 @@ class RunningEngine:
     process: subprocess.Popen[bytes]
     log_path: Path
     children: list[int] = field(default_factory=list)
+    tcp: str | None = None  # tcp://127.0.0.1:PORT when the engine listens there too (TLS)
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.host}>"
@@ -156,6 +157,12 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _short_dir(prefix: str) -> Path:
     # Unix socket paths are limited to 107 bytes, and containerd nests its own under
     # --exec-root: keep the root short, not under pytest's deep temp dirs.
@@ -189,10 +196,14 @@ def _answers(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def start_dockerd(insecure_registries: Sequence[str] = ()) -> Iterator[RunningEngine]:
+def start_dockerd(
+    insecure_registries: Sequence[str] = (), *, tls_dir: Path | None = None
+) -> Iterator[RunningEngine]:
     """A dockerd with its data, exec root and socket in a temp dir; stopped on exit.
 
-    127.0.0.0/8 registries are insecure by default; ``insecure_registries`` adds others.
+    127.0.0.0/8 registries are insecure by default; ``insecure_registries`` adds others. With
+    ``tls_dir`` (its ca.pem, cert.pem, key.pem) it also listens on ``.tcp`` (a free loopback
+    port), verifying that clients present a certificate of that CA.
     """
     binary = _require("dockerd", "/usr/sbin/dockerd")
     cli = docker_cli()
@@ -207,12 +218,18 @@ def start_dockerd(insecure_registries: Sequence[str] = ()) -> Iterator[RunningEn
     argv += ["--exec-root", str(workdir / "exec"), "--pidfile", str(workdir / "pid")]
     argv += ["-H", f"unix://{sock}", "--storage-driver", "vfs", "--iptables=false"]
     argv += ["--ip6tables=false", "--bridge=none", "--ip-masq=false", "--userland-proxy=false"]
+    tcp = None
+    if tls_dir is not None:
+        tcp = f"tcp://127.0.0.1:{_free_port()}"
+        argv += ["-H", tcp, "--tlsverify", "--tlscacert", str(tls_dir / "ca.pem")]
+        argv += ["--tlscert", str(tls_dir / "cert.pem"), "--tlskey", str(tls_dir / "key.pem")]
     log_path = workdir / "dockerd.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     engine = RunningEngine(
         "dockerd", f"unix://{sock}", env, workdir, [cli, "-H", f"unix://{sock}"], process, log_path
     )
+    engine.tcp = tcp
     try:
         _wait_for_socket(engine, "dockerd")
         engine.children = _children(process.pid)

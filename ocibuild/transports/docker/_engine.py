@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -104,6 +105,14 @@ class Engine:
 
     def _unreachable(self, err: Exception) -> EngineError:
         socket = self.endpoint.socket
+        tls = _ssl_error(err)
+        if tls is not None:
+            return EngineError(
+                f"the TLS handshake with the docker engine at {self.host} "
+                f"({self.endpoint.origin}) failed: {tls.reason or tls}; the engine's certificate "
+                "must be signed by ca.pem, and cert.pem/key.pem be a client pair its CA signed "
+                "(DOCKER_CERT_PATH, or the context's TLS material)"
+            )
         if socket is not None and not os.path.exists(socket):
             reason = "no such socket"
         elif isinstance(err, httpx.TimeoutException):
@@ -270,6 +279,15 @@ def _message(response: httpx.Response) -> str:
         return str(body["message"]).strip()
     text = response.text.strip().replace("\n", " ")
     return text[:_SNIPPET] or response.reason_phrase or "no message"
+
+
+def _ssl_error(err: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _reason(err: BaseException) -> str:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,13 +84,13 @@ def resolve_host(host: str | None = None, environ: Mapping[str, str] | None = No
     """The engine to dial, from ``host`` or the environment ``environ`` (``os.environ``)."""
     env = os.environ if environ is None else environ
     if host:
-        return _parse(host, "the host given", _env_tls(env))
+        return _parse(host, "the host given", lambda: _env_tls(env))
     if env.get("DOCKER_HOST"):
-        return _parse(env["DOCKER_HOST"], "DOCKER_HOST", _env_tls(env))
+        return _parse(env["DOCKER_HOST"], "DOCKER_HOST", lambda: _env_tls(env))
     context, origin = _context_name(env)
     if context and context != "default":
         return _context_host(context, origin, env)
-    return _parse(DEFAULT_HOST, "the default socket", None)
+    return _parse(DEFAULT_HOST, "the default socket", lambda: None)
 
 
 def _config_dir(env: Mapping[str, str]) -> Path:
@@ -100,8 +100,8 @@ def _config_dir(env: Mapping[str, str]) -> Path:
     return (Path(home) if home else Path.home()) / ".docker"
 
 
-def _parse(host: str, origin: str, tls: TLSConfig | None) -> EngineHost:
-    """Check ``host``'s form; ``tls`` applies to ``tcp://`` hosts only."""
+def _parse(host: str, origin: str, tls_of: Callable[[], TLSConfig | None]) -> EngineHost:
+    """Check ``host``'s form; TLS (``tls_of()``) applies to ``tcp://`` hosts only."""
     scheme, sep, rest = host.partition("://")
     where = f"{host!r} ({origin})"
     if scheme == "unix" and sep and rest:
@@ -114,6 +114,7 @@ def _parse(host: str, origin: str, tls: TLSConfig | None) -> EngineHost:
             parts, port = None, None
         if parts is None or not parts.hostname or parts.path not in ("", "/"):
             raise EngineError(f"invalid engine address {where}: write tcp://HOST:PORT")
+        tls = tls_of()
         default_port = 2376 if tls else 2375
         netloc = parts.netloc if port else f"{parts.netloc}:{default_port}"
         return EngineHost(f"tcp://{netloc}", origin, tls)
@@ -197,4 +198,4 @@ def _context_host(name: str, origin: str, env: Mapping[str, str]) -> EngineHost:
         verify = not endpoint.get("SkipTLSVerify", False)
         fix = f"give the context its CA (docker context update {name} --docker ca=...)"
         tls = _tls_files(tls_dir, verify, fix)
-    return _parse(host, f"docker context {name!r}", tls)
+    return _parse(host, f"docker context {name!r}", lambda: tls)

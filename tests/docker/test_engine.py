@@ -225,8 +225,8 @@ def test_messages_split_across_reads_or_sharing_one_are_each_whole(dockerd: Runn
     with Engine.from_environment(dockerd.host) as client:
         # As a real engine's writes can arrive: split inside an object (and inside a UTF-8
         # character), two objects in one read, two on one line with no newline between.
-        chunks = (b'{"stream":"Step 1/2 \xc3', b'\xa9"}\n{"status":"a"}\n{"aux":{"ID":', b'"x"}}')
-        chunks += (b'{"status":"b"}\n\n', b'{"errorDetail":{"message":"no"},"error":"no"}')
+        chunks = [b'{"stream":"Step 1/2 \xc3', b'\xa9"}\n{"status":"a"}\n{"aux":{"ID":', b'"x"}}']
+        chunks += [b'{"status":"b"}\n\n', b'{"errorDetail":{"message":"no"},"error":"no"}']
         response = httpx.Response(200, content=_chunked(*chunks))
         assert list(client.messages(response)) == [
             {"stream": "Step 1/2 \u00e9"},
@@ -288,12 +288,12 @@ def test_tls_refusals_are_one_line(
     assert "\n" not in message
     # The engine's CA, but no client certificate, or one the engine's CA did not sign: the
     # engine ends the handshake.
-    for name, pair in (("anonymous", None), ("impostor", engine_tls.stranger)):
+    for name, files in (("anonymous", ()), ("impostor", ("cert.pem", "key.pem"))):
         certs = tmp_path / name
         certs.mkdir()
         (certs / "ca.pem").write_bytes((engine_tls.client / "ca.pem").read_bytes())
-        for file in ("cert.pem", "key.pem") if pair else ():
-            (certs / file).write_bytes((pair / file).read_bytes())
+        for file in files:
+            (certs / file).write_bytes((engine_tls.stranger / file).read_bytes())
         with pytest.raises(EngineError, match=r"^the TLS handshake with .* failed: ") as caught:
             Engine.from_environment(environ={**env, "DOCKER_CERT_PATH": str(certs)})
         assert "BAD_CERTIFICATE" in str(caught.value) and "\n" not in str(caught.value)

@@ -6,6 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +250,7 @@ def test_push_with_ocibuild_credentials_never_shown(
 
     secrets = [password, pair, base64.urlsafe_b64encode(password.encode()).decode().rstrip("=")]
     shown = proc.stdout + proc.stderr + caplog.text + str(refused.value)
+    shown += dockerd.log_path.read_text(errors="replace")  # and the engine logged none either
     assert "X-Registry" not in shown
     for secret in secrets:
         assert secret not in shown
@@ -307,3 +312,51 @@ def test_selectable_by_name(
     )
     assert result.image.startswith("docker-daemon:ocibuild-job:")
     assert result.handle.wait().phase == "succeeded"
+
+
+def cli_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    """``ocibuild ARGS`` with stderr on a pseudo-terminal: exit status, stdout, stderr."""
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ocibuild", *args],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            env=env,
+            cwd=cwd,
+            timeout=300,
+            check=False,
+        )
+        os.close(secondary)
+        secondary = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the terminal has no writer left
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(primary)
+        if secondary >= 0:
+            os.close(secondary)
+    return proc.returncode, proc.stdout.decode(), b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_steps_on_a_terminal_and_quiet_with_json(
+    project: Path, dockerd: RunningEngine, local_base: str
+) -> None:
+    env = child_env(DOCKER_HOST=dockerd.host)
+    args = ["build", "train.py", "--builder", "docker", "--base", f"docker-daemon:{local_base}"]
+    args += ["--to", "docker-daemon:ocibuild-test/terminal:1"]
+    status, out, err = cli_on_a_terminal(args, env, project)
+    assert status == 0, err
+    steps = [line for line in err.splitlines() if line.startswith("ocibuild: info: ")]
+    assert any("] COPY files/ /" in line for line in steps), err
+    assert any("] FROM " in line for line in steps)
+    assert out.startswith("docker-daemon:ocibuild-test/terminal:1@sha256:")
+    status, out, err = cli_on_a_terminal([*args, "--json"], env, project)
+    assert status == 0, err
+    assert err == "" and out.startswith("docker-daemon:ocibuild-test/terminal:1@sha256:")

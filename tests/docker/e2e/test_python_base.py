@@ -8,9 +8,8 @@ import tarfile
 import pytest
 
 from tests.support import skopeo_inspect
+from tests.support._engines import RunningEngine
 from tests.support._pybase import PYBASE_REPO_TAG, PythonBase
-
-from ._support import Engine, docker, docker_run
 
 # Enough to be a base (gzip of the interpreter, its libraries, the stdlib, pip, setuptools),
 # small enough that each worker builds it in seconds; Debian's stdlib alone is 54 MB on disk.
@@ -77,17 +76,14 @@ def test_config_and_the_archive_agree_with_the_layout(python_base: PythonBase) -
 
 @pytest.mark.xdist_group("docker")
 def test_dockerd_loads_the_archive_and_runs_python_and_pip(
-    python_base: PythonBase, dockerd: Engine
+    python_base: PythonBase, dockerd: RunningEngine
 ) -> None:
-    loaded = docker(dockerd, "load", "-i", str(python_base.archive))
+    loaded = dockerd.command("load", "-i", str(python_base.archive))
     # The last line: another test of the session may have loaded it already.
     assert loaded.stdout.strip().splitlines()[-1] == f"Loaded image: {PYBASE_REPO_TAG}"
-    assert docker(dockerd, "image", "inspect", "-f", "{{.Id}}", PYBASE_REPO_TAG).stdout.strip() == (
-        python_base.image_id
-    )
+    assert dockerd.image_id(PYBASE_REPO_TAG) == python_base.image_id
     script = f"import platform, {IMPORTS}; print(platform.python_version())"
-    ran = docker_run(dockerd, PYBASE_REPO_TAG, "python", "-c", script)
-    assert ran.stdout == f"{python_base.python_version}\n"
-    pip = docker_run(dockerd, PYBASE_REPO_TAG, "pip", "--version")
-    assert pip.stdout.startswith("pip ")
-    assert "/usr/lib/python3/dist-packages/pip" in pip.stdout
+    assert dockerd.run(PYBASE_REPO_TAG, "python", "-c", script) == f"{python_base.python_version}\n"
+    pip = dockerd.run(PYBASE_REPO_TAG, "pip", "--version")
+    assert pip.startswith("pip ")
+    assert "/usr/lib/python3/dist-packages/pip" in pip

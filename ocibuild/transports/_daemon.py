@@ -55,6 +55,7 @@ from ._archive import (
 from ._base import BlobOutcome
 from ._layout import check_written
 from .docker import Engine, EngineError
+from .docker._engine import one_line
 
 __all__ = ["DaemonSink", "DaemonSource"]
 
@@ -335,9 +336,7 @@ class DaemonSink:
         for message in self._answer:
             if message.get("error") or message.get("errorDetail"):
                 detail = message.get("error") or message["errorDetail"].get("message")
-                raise EngineError(
-                    f"the docker engine at {self._engine.host} refused {self.name}: {detail}"
-                )
+                raise self._refused(str(detail))
         try:
             self._check_loaded(self._entry["Config"])
         finally:
@@ -401,6 +400,8 @@ class DaemonSink:
     def _failure(self) -> BaseException:
         """What to raise for a request that ended before the archive did."""
         error = self._error
+        if isinstance(error, EngineError) and error.detail is not None:
+            return self._refused(error.detail)
         if isinstance(error, EngineError):
             return error
         if isinstance(error, _Aborted) or error is None:
@@ -408,6 +409,12 @@ class DaemonSink:
         cause = error.__cause__ if isinstance(error.__cause__, _Aborted) else error
         return EngineError(
             f"the docker engine at {self._engine.host} broke off the load of {self.name}: {cause}"
+        )
+
+    def _refused(self, detail: str) -> EngineError:
+        return EngineError(
+            f"the docker engine at {self._engine.host} refused {self.name}: {one_line(detail)}",
+            detail=detail,
         )
 
     def _check_usable(self) -> None:

@@ -250,6 +250,7 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 runtime = "runc"
+image_copy_tmp_dir = "{tmp}"
 [network]
 network_config_dir = "{net}"
 """
@@ -266,7 +267,7 @@ def start_podman(insecure_registries: Sequence[str] = ()) -> Iterator[RunningEng
     (workdir / "net").mkdir()
     (workdir / "tmp").mkdir()
     conf = workdir / "containers.conf"
-    conf.write_text(_CONTAINERS_CONF.format(net=workdir / "net"))
+    conf.write_text(_CONTAINERS_CONF.format(net=workdir / "net", tmp=workdir / "tmp"))
     registries = workdir / "registries.conf"
     registries.write_text(
         "unqualified-search-registries = []\n"

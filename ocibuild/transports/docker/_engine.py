@@ -22,7 +22,7 @@ from ..._version import __version__
 from ._errors import EngineError
 from ._hosts import POINT_ELSEWHERE, EngineHost, resolve_host
 
-__all__ = ["MAX_API_VERSION", "MIN_API_VERSION", "Engine", "EngineError"]
+__all__ = ["MAX_API_VERSION", "MIN_API_VERSION", "Engine", "EngineError", "one_line"]
 
 MAX_API_VERSION = "1.41"  # dockerd 20.10, and what podman 4 emulates
 MIN_API_VERSION = "1.24"  # Docker 1.12: the oldest the docker CLI still speaks
@@ -222,10 +222,12 @@ class Engine:
     def _check(self, method: str, path: str, response: httpx.Response) -> None:
         if response.status_code < 400:
             return
+        detail = _message(response)
         raise EngineError(
-            f"docker engine at {self.host}: {_message(response)} "
+            f"docker engine at {self.host}: {detail} "
             f"({method} {path}: HTTP {response.status_code})",
             status=response.status_code,
+            detail=detail,
         )
 
     def _failed(
@@ -270,15 +272,19 @@ def _query(params: Params | None) -> dict[str, str] | None:
 
 
 def _message(response: httpx.Response) -> str:
-    """The engine's ``{"message": ...}``, else the start of the body."""
+    """The engine's ``{"message": ...}``, else the start of the body, on one line."""
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"]).strip()
-    text = response.text.strip().replace("\n", " ")
-    return text[:_SNIPPET] or response.reason_phrase or "no message"
+        return one_line(body["message"])
+    return one_line(response.text)[:_SNIPPET] or response.reason_phrase or "no message"
+
+
+def one_line(text: str) -> str:
+    """An engine's message (podman's run over several lines) as one line."""
+    return " ".join(text.split())
 
 
 def _ssl_error(err: BaseException) -> ssl.SSLError | None:

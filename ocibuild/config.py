@@ -65,7 +65,8 @@ class Config:
         self._preprocessor = (name, kwargs)
 
     def set_builder(self, name: str = DEFAULT_BUILDER, **kwargs: Any) -> None:
-        """Choose the builder (``append``: ``base_image``, ``registry``, ``image_name``, ...)."""
+        """Choose the builder (``append``: ``base_image``, ``registry``, ``image_name``, ...;
+        ``docker``: the same, and ``dockerfile``, ``build_args``, ``target``, ``push``, ...)."""
         self._builder = (name, kwargs)
 
     def set_deployer(self, name: str = DEFAULT_DEPLOYER, **kwargs: Any) -> None:

@@ -208,11 +208,13 @@ class DockerBuilder:
         """``POST /build`` with the context streamed as the body; the image ID."""
         params = self._build_params(engine, docker_context)
         credentials = registry_config(base_images(docker_context.text), self.registry_options)
-        if params["version"] == "2":
+        if params["version"] == "2" and credentials.images:
             # BuildKit asks the client for credentials over a session, which a tar upload
-            # has not: the engine pulls those bases itself first, and BuildKit finds them.
+            # has not: the engine pulls those bases itself first, and BuildKit finds them
+            # there (asked to pull again, it would need the session after all).
             for image in credentials.images:
                 self._pull(engine, image)
+            params["pull"] = None
         headers = {"Content-Type": "application/x-tar", **credentials.values}
         output = BuildOutput()
         with engine.stream(
@@ -309,6 +311,8 @@ class DockerBuilder:
         digest = Digest.parse(f"sha256:{hasher.hexdigest()}")
         image = f"{self._name}:{self._tag or content_tag(digest)}"
         if context is None:
+            # A user's Dockerfile without a preprocessor: what the image runs is known only
+            # once it is built, and a dry run builds nothing.
             context = BuildContext({}, ("true",))
         return BuildResult(image if self._pushes else DAEMON_PREFIX + image, digest, False, context)
 

@@ -7,8 +7,9 @@ as they are stored elsewhere (compressed: the engine decompresses a layer file a
 content against the config's diff_ids). A tar member names its size before its bytes, so a
 blob whose size is not known up front (a layer being built) is held in a spooled temp file
 until its end, in memory while it is small; every blob that already exists (a base layer, a
-copy) streams straight through. The engine keeps no manifest: the image it holds is named by
-its ID, the config digest, which is what a write reports.
+copy) streams straight through. A zstd layer, which dockerd before 23 cannot unpack, goes in
+as its plain tar (spooled the same way). The engine keeps no manifest: the image it holds is
+named by its ID, the config digest, which is what a write reports.
 
 Reading asks the image get endpoint (``GET /images/{id}/get``, ``docker save``'s format) and
 spools the stream to a temp file, deleted on close: the archive lists its layers only in its
@@ -183,7 +184,7 @@ class DaemonSink:
         try:
             first = next(stream, b"")
             if detect_compression(first[:4]) == "zstd":
-                sent = self._send_unzstd(first, stream)
+                sent = self._send_unzstd(first, stream, descriptor)
             elif descriptor is not None:
                 sent = self._send_known(first, stream, descriptor)
             else:
@@ -233,7 +234,7 @@ class DaemonSink:
         self._record(digests, digests.digest, None)  # only layers come without a descriptor
         return True
 
-    def _send_unzstd(self, first: bytes, stream: BlobStream) -> bool:
+    def _send_unzstd(self, first: bytes, stream: BlobStream, descriptor: Descriptor | None) -> bool:
         """Send a zstd layer as its plain tar (spooled: its size is known only at its end).
 
         dockerd before 23 reads a zstd layer file as a plain tar and fails; every engine
@@ -253,7 +254,7 @@ class DaemonSink:
             for _ in counted:  # a decompressor may stop before the stream's end
                 pass
             digests = stream.result
-            check_written(digests, counted.size, None, self.name)
+            check_written(digests, counted.size, descriptor, self.name)
             diff_id = Digest("sha256", tar.hexdigest())
             if diff_id != digests.diff_id:
                 raise DigestMismatchError(

@@ -11,6 +11,8 @@ from tests.support import skopeo_inspect
 from tests.support._engines import RunningEngine
 from tests.support._pybase import PYBASE_REPO_TAG, PythonBase
 
+pytestmark = pytest.mark.xdist_group("docker")  # one worker builds the base, once
+
 # Enough to be a base (gzip of the interpreter, its libraries, the stdlib, pip, setuptools),
 # small enough that each worker builds it in seconds; Debian's stdlib alone is 54 MB on disk.
 MAX_LAYER_BYTES = 24 * 1024 * 1024
@@ -74,7 +76,6 @@ def test_config_and_the_archive_agree_with_the_layout(python_base: PythonBase) -
     assert archived["config"]["digest"] == python_base.image_id
 
 
-@pytest.mark.xdist_group("docker")
 def test_dockerd_loads_the_archive_and_runs_python_and_pip(
     python_base: PythonBase, dockerd: RunningEngine
 ) -> None:

@@ -26,6 +26,7 @@ import os
 import queue
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import IO, Any, Final
 from urllib.parse import quote
@@ -433,12 +434,13 @@ class DaemonSource:
         self._name = name
         self._image_id = self._inspect()
         self._path = self._spool()
+        # Images loaded from a source read its layers lazily and never close it: the spool
+        # goes when the last of them does, or when the interpreter exits.
+        opened: list[ArchiveSource] = []
+        self._discard = weakref.finalize(self, _discard, self._path, opened)
         try:
             self._archive = ArchiveSource(self._path)
-        except BaseException:
-            os.unlink(self._path)
-            raise
-        try:
+            opened.append(self._archive)
             self._check_id()
         except BaseException:
             self.close()
@@ -514,11 +516,16 @@ class DaemonSource:
 
     def close(self) -> None:
         """Close and delete the spooled archive."""
-        self._archive.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path)
+        self._discard()
         if self._close_engine:
             self._engine.close()
+
+
+def _discard(path: str, opened: list[ArchiveSource]) -> None:
+    for archive in opened:
+        archive.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _is_layer(media_type: str) -> bool:

@@ -264,6 +264,8 @@ def test_a_base_from_the_engine_is_extended_and_loaded_again(
     more = tmp_path / "more"
     more.mkdir()
     (more / "extra.txt").write_text("one more layer\n")
+    spools = tmp_path / "tmp"
+    spools.mkdir()
     ok(
         ocibuild_cli(
             "append",
@@ -273,8 +275,10 @@ def test_a_base_from_the_engine_is_extended_and_loaded_again(
             f"docker-daemon:{second}",
             f"{more}:/more",
             engine=engine,
+            env={"TMPDIR": str(spools)},
         )
     )
+    assert not list(spools.iterdir())  # the base's spooled archive went with the process
     inspect = json.loads(engine.command("image", "inspect", first, second).stdout)
     assert inspect[1]["RootFS"]["Layers"][:-1] == inspect[0]["RootFS"]["Layers"]
     assert len(inspect[1]["RootFS"]["Layers"]) == base_layout.layers + 1

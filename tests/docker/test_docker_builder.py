@@ -4,12 +4,18 @@ service; build args, target and labels; a failing step; a push with ocibuild's c
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
+import http.server
 import json
 import logging
 import os
 import pty
 import subprocess
 import sys
+import threading
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +27,13 @@ from ocibuild import config
 from ocibuild.pipeline.builders import DockerBuilder, DockerBuildError
 from ocibuild.preprocessors import PythonPreprocessor
 from ocibuild.transports.registry import RegistryOptions
+from tests.docker._pybase_fixtures import python_base, python_base_in_registry
 from tests.pipeline._support import child_env, ocibuild_cli
 from tests.support import BaseImage, BaseInRegistry, Registry, skopeo_copy
 from tests.support._engines import RunningEngine
 
 pytestmark = pytest.mark.xdist_group("docker")
+__all__ = ["python_base", "python_base_in_registry"]  # fixtures, taken by import
 
 
 @pytest.fixture
@@ -360,3 +368,66 @@ def test_steps_on_a_terminal_and_quiet_with_json(
     status, out, err = cli_on_a_terminal([*args, "--json"], env, project)
     assert status == 0, err
     assert err == "" and out.startswith("docker-daemon:ocibuild-test/terminal:1@sha256:")
+
+
+def tiny_wheel(directory: Path) -> Path:
+    """A pure-Python wheel of ``tinydep`` 1.0, written by hand (no build tool, no index)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "tinydep-1.0-py3-none-any.whl"
+    files = {
+        "tinydep/__init__.py": "ANSWER = 'tinydep answers'\n",
+        "tinydep-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
+        "tinydep-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\n"
+        "Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+        wheel.writestr("tinydep-1.0.dist-info/RECORD", "".join(f"{n},,\n" for n in files))
+    return path
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """``directory`` over HTTP on loopback; the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("buildkit", [False, True], ids=["legacy", "buildkit"])
+def test_requirements_are_installed_by_pip_in_the_image(
+    buildkit: bool,
+    tmp_path: Path,
+    project: Path,
+    dockerd: RunningEngine,
+    python_base_in_registry: str,
+) -> None:
+    tiny_wheel(tmp_path / "wheels")
+    (project / "train.py").write_text("import tinydep\nprint(tinydep.ANSWER)\n")
+    with serve(tmp_path / "wheels") as index:
+        # The RUN step reaches this machine's loopback (network host), and nothing else.
+        (project / "requirements.txt").write_text(f"--no-index\n--find-links {index}\ntinydep\n")
+        result = DockerBuilder(
+            base_image=python_base_in_registry.split("@")[0],
+            preprocessor=PythonPreprocessor(
+                input_files=["train.py", "requirements.txt"], executable="train.py"
+            ),
+            to=f"docker-daemon:ocibuild-test/deps-{'bk' if buildkit else 'legacy'}:1",
+            buildkit=buildkit,
+            network="host",
+            docker_host=dockerd.host,
+        ).build()
+    image = result.image.split("@")[0].removeprefix("docker-daemon:")
+    assert dockerd.run(image) == "tinydep answers\n"
+    installed = dockerd.command(
+        "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c",
+        "import tinydep; print(tinydep.__file__)",
+    ).stdout  # fmt: skip
+    assert installed == "/opt/ocibuild/site-packages/tinydep/__init__.py\n"

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Make sure command-line tools are installed, from Debian packages when they are not.
+# Make sure command-line tools (and files) are installed, from Debian packages when they are not.
 #   scripts/ensure-tools.sh TOOL=PACKAGE...
+# TOOL is a command on PATH, or an absolute path that must exist (a file a package ships).
 # Fails (exit 1) naming the tool when it is still missing afterwards.
 set -euo pipefail
+
+present() {
+  case $1 in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 
 missing=()
 for pair in "$@"; do
   tool=${pair%%=*}
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$pair")
+  present "$tool" || missing+=("$pair")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -21,7 +29,7 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recomme
 
 for pair in "${missing[@]}"; do
   tool=${pair%%=*}
-  command -v "$tool" >/dev/null 2>&1 || {
+  present "$tool" || {
     echo "error: $tool is still missing after apt-get install ${pair#*=}" >&2
     exit 1
   }

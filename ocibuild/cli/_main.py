@@ -209,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_options(p)
     p.set_defaults(func=cmd_append)
 
-    p = sub.add_parser("copy", help="copy an image between registries, layouts and archives")
+    p = sub.add_parser(
+        "copy", help="copy an image between registries, layouts, archives and engines"
+    )
     p.add_argument("src", metavar="SRC")
     p.add_argument("dest", metavar="DEST")
     p.add_argument(

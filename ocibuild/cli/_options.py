@@ -87,7 +87,8 @@ def add_destination(parser: argparse.ArgumentParser) -> None:
         "-t",
         required=True,
         metavar="REF",
-        help="destination: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF]",
+        help="destination: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF], "
+        "docker-daemon:NAME[:TAG] (a Docker-compatible engine)",
     )
 
 
@@ -98,8 +99,8 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
         "-b",
         default="scratch",
         metavar="REF",
-        help="base image: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF] or "
-        "scratch (default: %(default)s)",
+        help="base image: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF], "
+        "docker-daemon:NAME[:TAG] or scratch (default: %(default)s)",
     )
     parser.add_argument(
         "--platform",

@@ -30,6 +30,7 @@ PUBLIC = {
     "InvalidOptionError",
     "InvalidPlatformError",
     "InvalidReferenceError",
+    "DockerBuildError",
     "JobFailedError",
     "Layer",
     "LayerCache",

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import importlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -23,9 +22,9 @@ from typing import Any
 
 from ._convert import Parameters
 from ._options import (
-    OneLineFormatter,
     UsageError,
     add_registry_options,
+    info_lines,
     parse_command,
     parse_pairs,
     registry_options,
@@ -170,7 +169,7 @@ def deploy_and_report(
     else:
         print(image, flush=True)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_progress(args))
+        stack.enter_context(info_lines(args, "ocibuild.deployers"))
         if args.json and not choice.takes_log_stream:
             stack.enter_context(_stdout_to_stderr())
         handle = deploy()
@@ -229,29 +228,6 @@ def _print_yaml(manifests: list[dict[str, Any]]) -> None:
         text = yaml.safe_dump_all(manifests, explicit_start=True, sort_keys=False)
     sys.stdout.write(text)
     sys.stdout.flush()
-
-
-@contextlib.contextmanager
-def _progress(args: argparse.Namespace) -> Iterator[None]:
-    """The deployer's INFO records on stderr, one line each, when a person is watching."""
-    if args.json or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
-        yield  # (with OCIBUILD_DEBUG the ocibuild handler shows them already)
-        return
-    logger = logging.getLogger("ocibuild.deployers")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter())
-    handler.setLevel(logging.INFO)
-    # Warnings and errors reach stderr through the ocibuild logger's own handler.
-    handler.addFilter(lambda record: record.levelno < logging.WARNING)
-    level = logger.level
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
+import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..transports.registry import RegistryOptions
 
 __all__ = [
+    "info_lines",
     "OneLineFormatter",
     "UsageError",
     "add_destination",
@@ -40,6 +43,31 @@ class OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = " ".join(record.getMessage().split())
         return f"ocibuild: {record.levelname.lower()}: {text}"
+
+
+@contextlib.contextmanager
+def info_lines(args: argparse.Namespace, logger_name: str) -> Iterator[None]:
+    """The INFO records of ``logger_name`` (``ocibuild.builders``, ``ocibuild.deployers``) on
+    stderr, one line each, while a person is watching: not with ``--json``, nor when stderr is
+    not a terminal (with ``OCIBUILD_DEBUG`` the ocibuild handler shows them already)."""
+    if getattr(args, "json", False) or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
+        yield
+        return
+    logger = logging.getLogger(logger_name)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter())
+    handler.setLevel(logging.INFO)
+    # Warnings and errors reach stderr through the ocibuild logger's own handler.
+    handler.addFilter(lambda record: record.levelno < logging.WARNING)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def add_registry_options(parser: argparse.ArgumentParser) -> None:

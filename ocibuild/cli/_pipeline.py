@@ -12,21 +12,17 @@ installed plugins and the names they provide.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
-import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from ._deploy import add_deploy_command, add_deployer_options
 from ._options import (
-    OneLineFormatter,
     UsageError,
     add_destination,
     add_image_options,
     add_registry_options,
+    info_lines,
 )
 
 __all__ = ["add_pipeline_commands"]
@@ -250,7 +246,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ..pipeline._run import build_image
 
     builder = _builder(args, _preprocessor(args), to=args.to)
-    with build_progress(args):
+    with info_lines(args, "ocibuild.builders"):
         result = build_image(builder)
     if not args.dry_run_build:  # a dry run printed the Dockerfile and the context instead
         _print_build(args, result)
@@ -273,36 +269,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         image_name=args.image_name,
         tag=args.tag,
     )
-    with build_progress(args):
+    with info_lines(args, "ocibuild.builders"):
         result = build_image(builder)
     deploy_and_report(
         args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
     )
     return 0
-
-
-@contextlib.contextmanager
-def build_progress(args: argparse.Namespace) -> Iterator[None]:
-    """The builder's steps (INFO records of ``ocibuild.builders``) on stderr, one line each,
-    when a person is watching: not with ``--json``, nor when stderr is not a terminal."""
-    if args.json or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
-        yield  # (with OCIBUILD_DEBUG the ocibuild handler shows them already)
-        return
-    logger = logging.getLogger("ocibuild.builders")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter())
-    handler.setLevel(logging.INFO)
-    # Warnings and errors reach stderr through the ocibuild logger's own handler.
-    handler.addFilter(lambda record: record.levelno < logging.WARNING)
-    level = logger.level
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def _print_build(args: argparse.Namespace, result: Any) -> None:

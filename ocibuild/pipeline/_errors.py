@@ -21,6 +21,7 @@ from .._errors import OCIBuildError
 __all__ = [
     "DependencyError",
     "DeployError",
+    "DockerBuildError",
     "DeployTimeoutError",
     "JobFailedError",
     "NoClusterError",
@@ -42,6 +43,18 @@ class PipelineError(OCIBuildError):
 
 class DependencyError(PipelineError):
     """Requirements could not be turned into wheels for the target image."""
+
+
+class DockerBuildError(PipelineError):
+    """A build step failed in the engine: ``step`` names it, ``output`` is what it printed
+    last (the message holds both, on one line)."""
+
+    def __init__(
+        self, message: str, *, step: str | None = None, output: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.output = output
 
 
 class DeployError(PipelineError):

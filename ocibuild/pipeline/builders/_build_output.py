@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...oci import Digest
-from .._errors import PipelineError
+from .._errors import DockerBuildError
 from ._buildkit import TRACE_ID, Vertex, decode_trace
 
 __all__ = ["BuildOutput", "DockerBuildError"]
@@ -39,16 +39,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BOOKKEEPING = re.compile(
     r"^(---> |Running in [0-9a-f]+$|Removing intermediate container |Using cache$)"
 )
-
-
-class DockerBuildError(PipelineError):
-    """A build step failed in the engine: ``step`` names it, ``output`` is what it printed
-    last (the message holds both, on one line)."""
-
-    def __init__(self, message: str, *, step: str | None = None, output: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.step = step
-        self.output = output
 
 
 @dataclass

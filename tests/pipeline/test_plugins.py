@@ -430,7 +430,9 @@ def test_importing_the_front_doors_stays_light() -> None:
     code = (
         "import sys, ocibuild, ocibuild.config, ocibuild.plugins\n"
         "ocibuild.plugins.get_plugins().names('preprocessor')\n"
-        "heavy = ('cloudpickle', 'nbformat', 'kubernetes', 'IPython', 'numpy')\n"
+        # Every name lookup builds every kind's registry: the builders' hooks (append, docker)
+        # must not load the HTTP stack either; a build loads it when it talks to a registry.
+        "heavy = ('cloudpickle', 'nbformat', 'kubernetes', 'IPython', 'numpy', 'httpx')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     proc = subprocess.run(

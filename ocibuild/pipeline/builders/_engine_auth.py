@@ -15,12 +15,14 @@ import base64
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._errors import OCIBuildError
 from ...oci import Reference
 from ...oci._reference import DOCKER_HUB
-from ...transports.registry import Credential, RegistryOptions, find_credential
+
+if TYPE_CHECKING:
+    from ...transports.registry import Credential, RegistryOptions
 
 __all__ = ["EngineHeaders", "registry_auth", "registry_config"]
 
@@ -39,6 +41,10 @@ class EngineHeaders:
 
 def registry_auth(reference: Reference, options: RegistryOptions | None) -> EngineHeaders:
     """``X-Registry-Auth`` for pushing or pulling ``reference`` (``{}`` when anonymous)."""
+    # The registry client (and httpx) loads when a build talks to an engine: looking up the
+    # builder by name stays light.
+    from ...transports.registry import RegistryOptions, find_credential
+
     found = find_credential(reference.registry, reference.repository, options or RegistryOptions())
     entry = _entry(found, _server(reference.registry))
     return EngineHeaders({"X-Registry-Auth": _encode(entry)})
@@ -46,6 +52,9 @@ def registry_auth(reference: Reference, options: RegistryOptions | None) -> Engi
 
 def registry_config(images: Iterable[str], options: RegistryOptions | None) -> EngineHeaders:
     """``X-Registry-Config`` with the credentials for the registries of ``images``."""
+    from ...transports.registry import RegistryOptions, find_credential
+
+    default = RegistryOptions()
     config: dict[str, dict[str, str]] = {}
     anonymous: set[str] = set()
     authenticated: list[str] = []
@@ -56,9 +65,7 @@ def registry_config(images: Iterable[str], options: RegistryOptions | None) -> E
             continue
         server = _server(reference.registry)
         if server not in config and server not in anonymous:
-            found = find_credential(
-                reference.registry, reference.repository, options or RegistryOptions()
-            )
+            found = find_credential(reference.registry, reference.repository, options or default)
             if found.is_anonymous:
                 anonymous.add(server)
             else:

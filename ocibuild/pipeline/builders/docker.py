@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ..._errors import OCIBuildError
 from ...oci import Digest, Reference
 from ...transports import Location, open_source
-from ...transports.docker import Engine, EngineError
+from ...transports.docker import EngineError
 from .._context import BuildContext
 from .._errors import PipelineError
 from .._protocols import BuildResult, PodSpec, Preprocessor
@@ -33,6 +33,7 @@ from ._engine_auth import registry_auth, registry_config
 from .append import DEFAULT_IMAGE_NAME, content_tag, default_base_image
 
 if TYPE_CHECKING:
+    from ...transports.docker import Engine
     from ...transports.registry import RegistryOptions
 
 __all__ = ["DAEMON_PREFIX", "DockerBuildError", "DockerBuilder"]
@@ -116,6 +117,10 @@ class DockerBuilder:
         self.context = context
         if self.dry_run:
             return self._dry_run(context)
+        # The engine client (and httpx) loads when a build talks to an engine: looking up
+        # the builder by name stays light.
+        from ...transports.docker import Engine
+
         with Engine.from_environment(self.docker_host) as engine:
             docker_context = self._docker_context(context, engine)
             image_id = self._build(engine, docker_context)

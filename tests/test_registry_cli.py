@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -267,3 +268,30 @@ def test_pushing_a_large_layer_keeps_memory_flat(registry: Registry, tmp_path: P
     assert peak_kib < 100 * 1024, f"peak RSS {peak_kib} KiB"
     report = json.loads(done.stdout)
     assert skopeo_inspect(f"docker://{dest}")["Digest"] == report["digest"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:1", "no-such-registry.invalid"])
+def test_an_unreachable_registry_fails_at_once_in_one_line(app: Path, host: str) -> None:
+    started = time.monotonic()
+    proc = ocibuild("append", "--to", f"{host}/app:1", f"{app}:/app", check=False)
+    assert time.monotonic() - started < 30.0  # the default budget is 120 s: none of it is spent
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"ocibuild: error: cannot reach {host}: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_bad_retry_budget_in_the_environment_is_one_line(app: Path, registry: Registry) -> None:
+    proc = ocibuild(
+        "append",
+        "--to",
+        repo(registry, "budget"),
+        f"{app}:/app",
+        env={"OCIBUILD_RETRY_BUDGET": "-1"},
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "ocibuild: error: $OCIBUILD_RETRY_BUDGET='-1': give a number of seconds, 0 or more, "
+        "or unset it"
+    )

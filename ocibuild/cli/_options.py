@@ -101,10 +101,10 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--retry-budget",
         type=float,
-        default=120.0,
+        default=None,
         metavar="SECONDS",
         help="how long one registry request may wait or retry, connecting and reading "
-        "included (default 120)",
+        "included (default $OCIBUILD_RETRY_BUDGET, else 120)",
     )
 
 
@@ -228,12 +228,15 @@ def registry_options(args: argparse.Namespace, *specs: str) -> RegistryOptions |
         )
     if getattr(args, "concurrency", 4) < 1:
         raise UsageError("--concurrency must be at least 1")
-    budget = getattr(args, "retry_budget", 120.0)
-    if not math.isfinite(budget) or budget < 0:
+    budget = getattr(args, "retry_budget", None)
+    if budget is not None and (not math.isfinite(budget) or budget < 0):
         raise UsageError(f"--retry-budget must be a number of seconds, 0 or more (not {budget})")
     if specs and all(Location.parse(spec).kind != "registry" for spec in specs):
         return None
-    from ..transports.registry import RegistryOptions
+    from ..transports.registry import RegistryOptions, default_retry_budget
+
+    if budget is None:
+        budget = default_retry_budget()  # $OCIBUILD_RETRY_BUDGET, else 120
 
     return RegistryOptions(
         insecure=frozenset(getattr(args, "insecure_registry", ()) or ()),
@@ -242,7 +245,7 @@ def registry_options(args: argparse.Namespace, *specs: str) -> RegistryOptions |
         password=password,
         auth_file=getattr(args, "authfile", None),
         concurrency=getattr(args, "concurrency", 4),
-        retry_budget=getattr(args, "retry_budget", 120.0),
+        retry_budget=budget,
     )
 
 

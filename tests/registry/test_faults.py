@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from ocibuild._errors import (
+    InvalidOptionError,
     NotFoundError,
     RegistryError,
     RetryBudgetExceededError,
@@ -16,7 +17,7 @@ from ocibuild._errors import (
 from ocibuild.image import Image, write
 from ocibuild.oci import Reference
 from ocibuild.oci._layer import BlobStream
-from ocibuild.registry import RegistryClient, RegistryOptions, RegistrySink
+from ocibuild.registry import RegistryClient, RegistryOptions, RegistrySink, RegistrySource
 from tests.support import FaultProxy, Registry, skopeo_inspect
 
 from ._util import StreamedBlob, TestLayer, make_layer, push_image, random_layer
@@ -246,14 +247,37 @@ def test_registry_gone_mid_push_fails_quickly_and_keeps_the_tag(
     assert info["Digest"] == str(before.manifest.digest)
 
 
-def test_unreachable_registry_is_reported_within_the_budget(
+def test_a_registry_that_never_answered_and_refuses_fails_at_once(
     make_fault_proxy: MakeProxy, registry: Registry
 ) -> None:
     proxy = make_fault_proxy(registry.url)
     host = proxy.host
     proxy.stop()  # nothing listens there any more: connections are refused
-    sink = RegistrySink(Reference.parse(f"{host}/faults/none:1"), RegistryOptions(retry_budget=1.0))
+    # A budget of two minutes is not spent on a registry that never answered.
+    options = RegistryOptions(retry_budget=120.0)
+    sink = RegistrySink(Reference.parse(f"{host}/faults/none:1"), options)
     started = time.monotonic()
-    with pytest.raises(RetryBudgetExceededError, match=f"reaching registry {host}"):
+    with pytest.raises(RegistryError) as caught:
         sink.has_blob(make_layer({}).descriptor)
     assert time.monotonic() - started < 3.0
+    assert not isinstance(caught.value, RetryBudgetExceededError)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"cannot reach {host}: the connection is refused")
+
+
+def test_a_host_name_that_does_not_resolve_fails_at_once() -> None:
+    options = RegistryOptions(retry_budget=120.0)
+    source = RegistrySource(Reference.parse("no-such-registry.invalid/app:1"), options)
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match=r"^cannot reach no-such-registry\.invalid: the host"):
+        source.get_manifest()
+    assert time.monotonic() - started < 10.0  # one resolver answer, no retries
+
+
+def test_the_retry_budget_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCIBUILD_RETRY_BUDGET", "7.5")
+    assert RegistryOptions().retry_budget == 7.5
+    assert RegistryOptions(retry_budget=3).retry_budget == 3  # an explicit budget wins
+    monkeypatch.setenv("OCIBUILD_RETRY_BUDGET", "soon")
+    with pytest.raises(InvalidOptionError, match=r"OCIBUILD_RETRY_BUDGET='soon'"):
+        RegistryOptions()

@@ -8,7 +8,7 @@ from .._credential_sources import CredentialSource
 from ._client import MountResult, RegistryClient
 from ._credentials import Credential, find_credential
 from ._login import login, logout
-from ._options import RegistryOptions
+from ._options import RegistryOptions, default_retry_budget
 from ._sink import RegistrySink
 from ._source import RegistrySource
 from ._upload import UploadResult
@@ -22,6 +22,7 @@ __all__ = [
     "RegistrySink",
     "RegistrySource",
     "UploadResult",
+    "default_retry_budget",
     "find_credential",
     "login",
     "logout",

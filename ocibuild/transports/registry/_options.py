@@ -11,7 +11,26 @@ from dataclasses import dataclass, field
 from ..._errors import InvalidOptionError, RegistryError
 from ..._version import __version__
 
-__all__ = ["RegistryOptions", "tls_context"]
+__all__ = ["RETRY_BUDGET_ENV", "RegistryOptions", "default_retry_budget", "tls_context"]
+
+RETRY_BUDGET_ENV = "OCIBUILD_RETRY_BUDGET"
+_DEFAULT_RETRY_BUDGET = 120.0
+
+
+def default_retry_budget() -> float:
+    """The retry budget when none is given: ``$OCIBUILD_RETRY_BUDGET`` seconds, else 120."""
+    text = os.environ.get(RETRY_BUDGET_ENV, "").strip()
+    if not text:
+        return _DEFAULT_RETRY_BUDGET
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise InvalidOptionError(
+            f"${RETRY_BUDGET_ENV}={text!r}: give a number of seconds, 0 or more, or unset it"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -25,7 +44,7 @@ class RegistryOptions:
     auth_file: str | None = None
     concurrency: int = 4
     chunk_size: int = 8 << 20
-    retry_budget: float = 120.0
+    retry_budget: float = field(default_factory=default_retry_budget)
     user_agent: str = f"ocibuild/{__version__}"
 
     def __post_init__(self) -> None:

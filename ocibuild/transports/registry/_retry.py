@@ -9,6 +9,11 @@ is retried like one that failed before the answer. When the budget is spent the 
 names the operation and the last failure.
 
 Only requests whose replay can do no harm are retried: see :func:`replayable`.
+
+A registry that has never answered is not waited for: a host name that does not resolve, or a
+first connection that is refused, fails at once with one line (retries are for registries
+that answered before and are restarting, or that answer 5xx/429). A first connection that
+times out is still retried: a slow network may yet answer.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import contextlib
 import email.utils
 import logging
 import random
+import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 
@@ -32,6 +39,7 @@ __all__ = [
     "RetryPolicy",
     "RetryTransport",
     "describe",
+    "unreachable",
     "replayable",
     "retry_after",
     "tls_error",
@@ -97,6 +105,8 @@ class RetryTransport(httpx.BaseTransport):
     def __init__(self, inner: httpx.BaseTransport, policy: RetryPolicy) -> None:
         self.inner = inner
         self.policy = policy
+        self._answered: set[tuple[str, str, int | None]] = set()  # origins that answered
+        self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         operation = request.extensions.get(OPERATION)
@@ -104,12 +114,15 @@ class RetryTransport(httpx.BaseTransport):
             operation = self.policy.operation(f"{request.method} {clean(request.url)}")
             request.extensions = {**request.extensions, OPERATION: operation}
         again = replayable(request)
+        origin = (request.url.scheme, request.url.host, request.url.port)
         attempts = 0
         while True:
             asked: float | None = None
             status: int | None = None
             try:
                 response = self.inner.handle_request(request)
+                with self._lock:
+                    self._answered.add(origin)
                 if response.status_code not in RETRYABLE_STATUS or not again:
                     if not operation.stream:
                         _read_whole(response, operation)
@@ -120,6 +133,14 @@ class RetryTransport(httpx.BaseTransport):
             except httpx.TransportError as err:
                 if not again or not transient(err):
                     raise
+                with self._lock:
+                    answered = origin in self._answered
+                reason = None if answered else unreachable(err)
+                if reason is not None:
+                    raise RegistryError(
+                        f"cannot reach {request.url.netloc.decode('ascii')}: {reason}",
+                        url=clean(request.url),
+                    ) from None
                 last = describe(err)
             attempts += 1
             self.policy.pause(
@@ -210,6 +231,27 @@ def describe(err: Exception) -> str:
     """``Type: message`` of a transport failure, for one-line errors."""
     text = str(err) or type(err).__name__
     return f"{type(err).__name__}: {text}" if isinstance(err, httpx.TransportError) else text
+
+
+def unreachable(err: BaseException) -> str | None:
+    """What makes a first contact hopeless, in words, if that is why ``err`` happened: the
+    host name does not resolve, or nothing accepts connections at the address."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, socket.gaierror):
+            return (
+                "the host name does not resolve; check its spelling, and this machine's "
+                "network and DNS"
+            )
+        if isinstance(current, ConnectionRefusedError):
+            return (
+                "the connection is refused (nothing listens there); check the host and port, "
+                "and that the registry is running"
+            )
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def tls_error(err: BaseException) -> ssl.SSLError | None:

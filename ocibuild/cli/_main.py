@@ -34,6 +34,7 @@ __all__ = ["main"]
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader left
 
 
 def cmd_append(args: argparse.Namespace) -> int:
@@ -273,10 +274,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        status = func(args)
+        sys.stdout.flush()  # inside the try: a reader that left is seen here, not at exit
+        return status
     except KeyboardInterrupt:
         print("ocibuild: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`ocibuild inspect REF | head -1`): end quietly, as
+        # other Unix tools do. What is still buffered goes nowhere, not to a second error.
+        _drop_stdout()
+        return EXIT_PIPE_CLOSED
     except UsageError as err:
         parser.exit(EXIT_USAGE, f"ocibuild: error: {err}\n")
     except Exception as err:
@@ -286,6 +294,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ocibuild: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     return 0
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no stdout file to point anywhere
+        pass
 
 
 def _show_warnings() -> None:

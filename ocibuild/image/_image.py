@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidOptionError, ManifestError, TarballError
+from .._errors import InvalidOptionError, InvalidPlatformError, ManifestError, TarballError
 from ..layer._compress import decompress_stream
 from ..oci import (
     ContainerConfig,
@@ -147,8 +147,16 @@ class Image:
         """A new image whose config has another ``created`` time."""
         return replace(self, config=self.config.with_created(created))
 
-    def with_platform(self, platform: Platform) -> Image:
-        """A new image whose config claims ``platform`` (used for scratch-based images)."""
+    def with_platform(self, platform: Platform | str) -> Image:
+        """A new image whose config claims ``platform`` (a :class:`Platform` or its spelling,
+        ``linux/arm64``, as :meth:`scratch` and :func:`load` take it)."""
+        if isinstance(platform, str):
+            platform = Platform.parse(platform)
+        elif not isinstance(platform, Platform):
+            raise InvalidPlatformError(
+                f"platform must be a Platform or a string like linux/arm64, not "
+                f"{type(platform).__name__}"
+            )
         return replace(self, config=self.config.with_platform(platform))
 
 

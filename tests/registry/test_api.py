@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 import ocibuild.registry
+from ocibuild import InvalidOptionError
 from ocibuild.oci import Reference
 from ocibuild.registry import RegistryOptions, RegistrySink, RegistrySource
 from ocibuild.transports._base import ImageSink, ImageSource
@@ -34,8 +37,15 @@ def test_transports_satisfy_the_protocols() -> None:
 
 
 def test_options_hide_the_password() -> None:
-    options = RegistryOptions(username="u", password="very-secret", insecure={"h:1"})  # type: ignore[arg-type]
+    options = RegistryOptions(username="u", password="very-secret", insecure={"h:1"})
     assert "very-secret" not in repr(options)
     assert options.insecure == frozenset({"h:1"})
     assert options.is_insecure("h:1") and not options.is_insecure("h:2")
     assert RegistryOptions(insecure=frozenset({"h"})).is_insecure("h:5000")
+
+
+def test_insecure_takes_one_host_as_a_string_or_several() -> None:
+    assert RegistryOptions(insecure="reg.local:5000").insecure == frozenset({"reg.local:5000"})
+    assert RegistryOptions(insecure=["a:1", "b"]).insecure == frozenset({"a:1", "b"})
+    with pytest.raises(InvalidOptionError, match="host\\[:port\\] names"):
+        RegistryOptions(insecure=[5000])  # type: ignore[list-item]

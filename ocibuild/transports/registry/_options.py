@@ -6,6 +6,7 @@ import functools
 import math
 import os
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..._errors import InvalidOptionError, RegistryError
@@ -37,7 +38,7 @@ def default_retry_budget() -> float:
 class RegistryOptions:
     """Settings shared by every registry a command talks to; the password never shows in repr."""
 
-    insecure: frozenset[str] = frozenset()
+    insecure: frozenset[str] | str | Iterable[str] = frozenset()
     ca_file: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
@@ -48,8 +49,12 @@ class RegistryOptions:
     user_agent: str = f"ocibuild/{__version__}"
 
     def __post_init__(self) -> None:
-        # Callers pass lists or sets from argparse; keep the value hashable and frozen.
-        object.__setattr__(self, "insecure", frozenset(self.insecure))
+        # One host as a string, or lists and sets (argparse's): kept hashable and frozen. A
+        # string is one host, never a set of its characters.
+        hosts = [self.insecure] if isinstance(self.insecure, str) else list(self.insecure)
+        if not all(isinstance(h, str) and h for h in hosts):
+            raise InvalidOptionError("insecure: give host[:port] names, as a string or a list")
+        object.__setattr__(self, "insecure", frozenset(hosts))
         if self.concurrency < 1:
             raise InvalidOptionError("concurrency must be at least 1")
         if self.chunk_size < 1:

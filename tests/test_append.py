@@ -402,3 +402,15 @@ def test_scratch_with_platform(tmp_path: Path, app: Path, cache_dir: Path) -> No
     main(["append", "--platform", "linux/arm64/v8", "--to", f"oci:{out}:t", f"{app}:/app"])
     inspected = skopeo_inspect(f"oci:{out}:t", config=True)
     assert (inspected["architecture"], inspected["variant"]) == ("arm64", "v8")
+
+
+def test_a_second_to_is_a_usage_error(tmp_path: Path, app: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    proc = ocibuild(
+        "append", "--to", f"oci:{first}:1", "-t", f"oci:{second}:1", f"{app}:/app", check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "ocibuild append: error: -t was given twice; give it once"
+    )
+    assert not first.exists() and not second.exists()

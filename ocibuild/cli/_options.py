@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..transports.registry import RegistryOptions
 
 __all__ = [
+    "Once",
     "info_lines",
     "OneLineFormatter",
     "UsageError",
@@ -43,6 +44,22 @@ class OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = " ".join(record.getMessage().split())
         return f"ocibuild: {record.levelname.lower()}: {text}"
+
+
+class Once(argparse.Action):
+    """Store an option's value, refusing the option a second time (``--to A --to B`` would
+    otherwise write to B alone, silently)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} was given twice; give it once")
+        setattr(namespace, self.dest, values)
 
 
 @contextlib.contextmanager
@@ -113,6 +130,7 @@ def add_destination(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--to",
         "-t",
+        action=Once,
         required=True,
         metavar="REF",
         help="destination: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF], "

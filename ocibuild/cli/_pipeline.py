@@ -18,6 +18,7 @@ from typing import Any
 
 from ._deploy import add_deploy_command, add_deployer_options
 from ._options import (
+    Once,
     UsageError,
     add_destination,
     add_image_options,
@@ -55,7 +56,7 @@ def add_pipeline_commands(subparsers: Any) -> None:
     )
     _add_build_arguments(p)
     dest = p.add_argument_group("destination (one of)")
-    dest.add_argument("--to", "-t", metavar="REF", help="write the image exactly here")
+    dest.add_argument("--to", "-t", action=Once, metavar="REF", help="write the image exactly here")
     dest.add_argument(
         "--registry",
         metavar="HOST[/NAMESPACE]",

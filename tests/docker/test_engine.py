@@ -19,8 +19,8 @@ import pytest
 from ocibuild import EngineError, TransportError
 from ocibuild.transports.docker import Engine, TLSConfig, resolve_host
 from tests.support import BaseInRegistry, skopeo_inspect
-from tests.support._engine_tls import EngineTLS, make_engine_tls
 from tests.support._engines import RunningEngine, start_dockerd
+from tests.support._tls import EngineTLS, make_engine_tls
 
 # --- which engine: resolution alone ----------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Throwaway certificates for the TLS registry and the token issuer, made with `cryptography`."""
+"""Throwaway certificates for the TLS registry, the token issuer, admission webhooks and an
+engine that verifies its clients, made with `cryptography`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TLSFiles", "WebhookTLS", "make_tls_files", "make_webhook_tls", "self_signed_rsa"]
+__all__ = [
+    "EngineTLS",
+    "TLSFiles",
+    "WebhookTLS",
+    "make_engine_tls",
+    "make_tls_files",
+    "make_webhook_tls",
+    "self_signed_rsa",
+]
 
 _VALIDITY = dt.timedelta(days=30)
 _SKEW = dt.timedelta(hours=1)
@@ -91,6 +100,41 @@ def make_webhook_tls(ca_name: str, dns_names: list[str], days: int = 365) -> Web
     )
 
 
+@dataclass(frozen=True)
+class EngineTLS:
+    """For ``dockerd --tlsverify``, in the file names the docker CLI reads (ca.pem, cert.pem,
+    key.pem): ``server/`` the engine's, ``client/`` a client's (a ``DOCKER_CERT_PATH``),
+    ``stranger/`` a client of another CA."""
+
+    server: Path
+    client: Path
+    stranger: Path
+
+
+def make_engine_tls(directory: Path) -> EngineTLS:
+    """Write a CA, a server certificate for 127.0.0.1 and two client pairs under ``directory``."""
+    tls = EngineTLS(directory / "server", directory / "client", directory / "stranger")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _ca_certificate(ca_key, "ocibuild engine test CA")
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other = _ca_certificate(other_key, "another CA")
+    server, client = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
+    for where, (key, cert), usage in (
+        (tls.server, (ca_key, ca), server),
+        (tls.client, (ca_key, ca), client),
+        (tls.stranger, (other_key, other), client),
+    ):
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        leaf = _server_certificate(leaf_key, key, cert, names, _VALIDITY, usage=usage)
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (where / "cert.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+        (where / "key.pem").write_bytes(_private_pem(leaf_key))
+        (where / "key.pem").chmod(0o600)
+    return tls
+
+
 def self_signed_rsa(common_name: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     """Return an RSA key and a self-signed certificate for it (a JWT issuer, say)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -143,7 +187,10 @@ def _server_certificate(
     ca: x509.Certificate,
     names: list[x509.GeneralName],
     validity: dt.timedelta,
+    *,
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> x509.Certificate:
+    """A leaf ``ca`` signed for ``names``, for ``usage`` (a server's by default)."""
     now = dt.datetime.now(dt.timezone.utc)
     return (
         x509.CertificateBuilder()
@@ -155,7 +202,7 @@ def _server_certificate(
         .not_valid_after(now + validity)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,

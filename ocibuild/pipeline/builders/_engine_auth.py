@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import OCIBuildError
 from ...oci import Reference
-from ...oci._reference import DOCKER_HUB
 
 if TYPE_CHECKING:
     from ...transports.registry import Credential, RegistryOptions
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["EngineHeaders", "registry_auth", "registry_config"]
 
 # Docker keys Docker Hub's credentials by its old index URL, in config files and headers alike.
-_HUB_KEY = "https://index.docker.io/v1/"
 
 
 @dataclass(frozen=True)
@@ -43,16 +41,16 @@ def registry_auth(reference: Reference, options: RegistryOptions | None) -> Engi
     """``X-Registry-Auth`` for pushing or pulling ``reference`` (``{}`` when anonymous)."""
     # The registry client (and httpx) loads when a build talks to an engine: looking up the
     # builder by name stays light.
-    from ...transports.registry import RegistryOptions, find_credential
+    from ...transports.registry import RegistryOptions, find_credential, server_url
 
     found = find_credential(reference.registry, reference.repository, options or RegistryOptions())
-    entry = _entry(found, _server(reference.registry))
+    entry = _entry(found, server_url(reference.registry))
     return EngineHeaders({"X-Registry-Auth": _encode(entry)})
 
 
 def registry_config(images: Iterable[str], options: RegistryOptions | None) -> EngineHeaders:
     """``X-Registry-Config`` with the credentials for the registries of ``images``."""
-    from ...transports.registry import RegistryOptions, find_credential
+    from ...transports.registry import RegistryOptions, find_credential, server_url
 
     default = RegistryOptions()
     config: dict[str, dict[str, str]] = {}
@@ -63,7 +61,7 @@ def registry_config(images: Iterable[str], options: RegistryOptions | None) -> E
             reference = Reference.parse(image)
         except OCIBuildError:  # an ARG-built or odd FROM: the engine says what is wrong with it
             continue
-        server = _server(reference.registry)
+        server = server_url(reference.registry)
         if server not in config and server not in anonymous:
             found = find_credential(reference.registry, reference.repository, options or default)
             if found.is_anonymous:
@@ -74,10 +72,6 @@ def registry_config(images: Iterable[str], options: RegistryOptions | None) -> E
             authenticated.append(image)
     values = {"X-Registry-Config": _encode(config)} if config else {}
     return EngineHeaders(values, tuple(authenticated))
-
-
-def _server(registry: str) -> str:
-    return _HUB_KEY if registry == DOCKER_HUB else registry
 
 
 def _entry(credential: Credential, server: str) -> dict[str, str]:

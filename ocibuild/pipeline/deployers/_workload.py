@@ -272,10 +272,10 @@ def pull_secret(
     ocibuild's own credential sources; without ``credentials`` the entry is left empty (what
     a dry run shows)."""
     from ...oci import Reference
-    from ...transports.registry import RegistryOptions, find_credential
+    from ...transports.registry import RegistryOptions, find_credential, server_url
 
     reference = Reference.parse(image.split("@")[0])
-    key = "https://index.docker.io/v1/" if reference.registry == "docker.io" else reference.registry
+    key = server_url(reference.registry)
     entry: dict[str, str] = {}
     if credentials:
         found = find_credential(reference.registry, reference.repository, RegistryOptions())

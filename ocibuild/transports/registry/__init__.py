@@ -5,6 +5,7 @@ the protocol to one host; ``login``/``logout`` manage stored credentials.
 """
 
 from .._credential_sources import CredentialSource
+from ._authfiles import server_url
 from ._client import MountResult, RegistryClient
 from ._credentials import Credential, find_credential
 from ._login import login, logout
@@ -26,4 +27,5 @@ __all__ = [
     "find_credential",
     "login",
     "logout",
+    "server_url",
 ]

@@ -44,6 +44,8 @@ __all__ = [
     "Deployer",
     "DryRun",
     "EnvVar",
+    "ExecutorContext",
+    "ExecutorContextStore",
     "PodSpec",
     "PodSpecMutator",
     "Preprocessor",
@@ -161,6 +163,38 @@ class ContextStore(Protocol):
 
     def delete(self, url: str) -> None:
         """Remove what :meth:`put` stored at ``url``; nothing to remove is not an error."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExecutorContext:
+    """How an in-cluster build executor reaches a stored context.
+
+    ``url`` is what the executor is given as its context: a remote tarball (``s3://``,
+    ``gs://``, ``https://``) or a file inside the pod (``tar:///workspace-context/ctx.tar.gz``)
+    that ``volumes`` mount. ``env`` and ``volumes`` are what the pod needs to fetch it (an
+    endpoint, a region, a credentials secret). A store that cannot name a URL the executor
+    understands leaves ``url`` to the builder's fetch step by setting ``fetch_url``: an HTTPS
+    URL the pod may read the tarball from without further credentials (a presigned URL).
+    """
+
+    url: str
+    env: tuple[EnvVar, ...] = ()
+    volumes: tuple[dict[str, Any], ...] = ()
+    volume_mounts: tuple[VolumeMount, ...] = ()
+    fetch_url: str | None = None
+
+
+@runtime_checkable
+class ExecutorContextStore(ContextStore, Protocol):
+    """A :class:`ContextStore` that also says what the build pod needs to fetch the context
+    (stores inside the cluster, object stores with their own endpoint or credentials). The
+    cluster builder asks it after :meth:`ContextStore.put`; a plain store's URL is passed to the
+    executor as it is."""
+
+    def executor_context(self, url: str) -> ExecutorContext:
+        """What the executor's pod needs to read the context that :meth:`put` stored at
+        ``url``."""
         ...
 
 

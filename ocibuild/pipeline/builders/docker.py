@@ -245,9 +245,11 @@ class DockerBuilder:
     def _build_params(self, engine: Engine, docker_context: DockerContext) -> dict[str, Any]:
         buildkit = engine.buildkit if self.buildkit is None else self.buildkit
         if buildkit and not engine.buildkit:
+            where = f"the engine at {engine.host} does not offer BuildKit"
             raise PipelineError(
-                f"the engine at {engine.host} does not offer BuildKit: pass buildkit=None "
-                "(or False) to use its own builder"
+                f"{where}: pass buildkit=None (or False) to use its own builder",
+                flags=f"{where}: give --builder-option buildkit=none (or false) to use its "
+                "own builder",
             )
         return {
             "dockerfile": docker_context.dockerfile,

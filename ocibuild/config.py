@@ -12,8 +12,9 @@ Port Fairing code by changing one import::
     preprocessor, builder, deployer = result   # Fairing's tuple still unpacks
 
 ``run()`` and ``build()`` log their phases ("Building the image ...", "Pushed ...",
-"Deploying ...") at INFO on the ``ocibuild.config`` logger, shown on stderr when the program
-configured no logging, as Fairing's were; ``run(quiet=True)`` logs none of them.
+"Deploying ...") at INFO on the ``ocibuild.config`` logger; when the program configured no
+logging they reach stderr, with the builder's and deployer's steps ("pushing to ..."), as
+Fairing's did. ``run(quiet=True)`` shows none of them.
 
 The setters take Fairing's names and parameters; names are looked up through the plugin
 manager, so a plugin's preprocessors, builders and deployers work the same way. The module-level
@@ -164,24 +165,31 @@ class Config:
 
 @contextlib.contextmanager
 def _phases(quiet: bool) -> Iterator[Callable[..., None]]:
-    """A function logging one phase at INFO; on stderr when the program set up no logging."""
+    """A function logging one phase at INFO. When the program set up no logging, the phases
+    and the steps of the build and deploy (``ocibuild.builders``, ``.deps``, ``.deployers``)
+    reach stderr meanwhile, one line each, as Fairing's did."""
     if quiet:
         yield lambda *args: None
         return
-    if _log.hasHandlers():  # the program's logging decides what is shown, and where
+    logger = logging.getLogger("ocibuild")
+    if logger.hasHandlers():  # the program's logging decides what is shown, and where
         yield lambda *args: _log.info(*args)
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    level = _log.level
-    _log.setLevel(logging.INFO)
-    _log.addHandler(handler)
+    handler.addFilter(lambda record: record.name.startswith(_SHOWN))
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
     try:
         yield lambda *args: _log.info(*args)
     finally:
-        _log.removeHandler(handler)
-        _log.setLevel(level)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
+
+_SHOWN = ("ocibuild.config", "ocibuild.builders", "ocibuild.deps", "ocibuild.deployers")
 
 _config = Config()
 

@@ -14,6 +14,7 @@ import pytest
 from ocibuild.config import Config
 from tests.pipeline._support import child_env, ocibuild_cli, unpack
 from tests.pipeline.conftest import PythonBases
+from tests.support import Registry
 
 
 def local_config(tmp_path: Path, base: str) -> Config:
@@ -86,12 +87,13 @@ def test_phases_reach_stderr_when_the_program_sets_up_no_logging(
     if quiet:
         assert lines == []
         return
-    assert lines[0] == "Building the image with the append builder..."
-    assert lines[1].startswith(f"Wrote oci:{tmp_path / 'out'}:1@sha256:")
-    assert lines[2:] == [
-        "Deploying with the local deployer...",
-        f"Deployed {lines[1].split()[1]}",
-    ]
+    out = f"oci:{tmp_path / 'out'}:1"
+    assert lines[:2] == ["Building the image with the append builder...", f"writing {out}"]
+    assert lines[2].startswith(f"Wrote {out}@sha256:")  # Fairing: "Pushing image ..."
+    image = lines[2].split()[1]
+    assert lines[3] == "Deploying with the local deployer..."
+    assert lines[4].startswith("running [") and "'job.py'" in lines[4]  # the deployer's step
+    assert lines[5:] == [f"Deployed {image}"]
 
 
 _IN_IMAGE = """\
@@ -131,3 +133,26 @@ def test_the_in_image_stand_in_returns_what_ported_code_uses(
         "local None",
     ]
     assert ran.stderr == ""  # the stand-in builds nothing, so it logs nothing
+
+
+def test_a_push_is_logged_as_one(
+    tmp_path: Path,
+    python_bases: PythonBases,
+    registry: Registry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "job.py").write_text("print('job ran')\n")
+    config = Config()
+    config.set_preprocessor("python", input_files=[tmp_path / "job.py"])
+    config.set_builder(
+        "append",
+        base_image=python_bases.registry,
+        registry=f"{registry.host}/team",
+        cache_dir=tmp_path / "cache",
+    )
+    with caplog.at_level(logging.INFO, logger="ocibuild"):
+        image = config.build()
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("ocibuild.")]
+    assert said[0] == "Building the image with the append builder..."
+    assert f"pushing to {registry.host}/team/ocibuild-job" in said
+    assert said[-1].startswith(f"Pushed {image} (")

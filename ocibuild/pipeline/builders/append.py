@@ -119,10 +119,10 @@ class AppendBuilder:
         self._check_python(context, base)
         image = self._assemble(context, base)
         dest, tag = self._destination()
-        _log.info("writing %s", dest)
+        pushed = Location.parse(dest).kind == "registry"
+        _log.info("pushing to %s" if pushed else "writing %s", dest)
         result = write(image, dest, registry_options=self.registry_options, tag=tag)
         self.image_tag = result.reference
-        pushed = Location.parse(dest).kind == "registry"
         return BuildResult(result.reference, result.digest, pushed, context, result)
 
     def generate_pod_spec(self, image: str | None = None) -> PodSpec:

@@ -37,7 +37,7 @@ def add_pipeline_commands(subparsers: Any) -> None:
         help="build a Python file, directory or notebook into an image",
         description="Preprocess TARGET (python, notebook, full_notebook, or a plugin's "
         "preprocessor), add its requirements as a dependency layer, append both to "
-        "--base and write the image to --to.",
+        "--base and write the image to --to (or push it to --registry).",
     )
     _add_build_arguments(p)
     _add_push_target(p)
@@ -69,7 +69,14 @@ def add_pipeline_commands(subparsers: Any) -> None:
 
 def _add_push_target(p: argparse.ArgumentParser) -> None:
     dest = p.add_argument_group("destination (one of)")
-    dest.add_argument("--to", "-t", action=Once, metavar="REF", help="write the image exactly here")
+    dest.add_argument(
+        "--to",
+        "-t",
+        action=Once,
+        metavar="REF",
+        help="write the image exactly here: REGISTRY/REPO:TAG, oci:DIR[:TAG], "
+        "docker-archive:FILE[:REF], docker-daemon:NAME[:TAG]",
+    )
     dest.add_argument(
         "--registry",
         metavar="HOST[/NAMESPACE]",

@@ -15,7 +15,9 @@ import pytest
 
 from ocibuild import DependencyError
 from ocibuild.cli._convert import Parameters
+from ocibuild.oci import Platform
 from ocibuild.pipeline.builders import AppendBuilder
+from ocibuild.pipeline.builders._deps import pip_platform_tags
 from ocibuild.preprocessors import PythonPreprocessor
 from tests.pipeline._support import child_env, ocibuild_cli, unpack
 from tests.pipeline.conftest import PythonBases
@@ -279,3 +281,18 @@ def test_no_wheel_advice_in_python_for_the_library(
     _wheel(project / "wheels", "tinydep")
     result = builder(pip_args=[f"--find-links={project / 'wheels'}"]).build()
     assert result.image.startswith(f"oci:{project / 'out'}:1@sha256:")
+
+
+def test_platform_tags_advice_names_a_builder_option() -> None:
+    with pytest.raises(DependencyError) as caught:
+        pip_platform_tags(Platform("linux", "riscv64"))
+    err = caught.value
+    assert "pass platform_tags=[...]" in str(err) and "--builder" not in str(err)
+    assert err.flags is not None
+    advice = err.flags.split("give ", 1)[1].split(" (", 1)[0]
+    flag, pair = shlex.split(advice.replace("[...]", '["manylinux_2_28_riscv64"]'))
+    assert flag == "--builder-option"
+    name, _, value = pair.partition("=")
+    assert Parameters(AppendBuilder).convert({name: value}, "builder-option") == {
+        "platform_tags": ["manylinux_2_28_riscv64"]
+    }

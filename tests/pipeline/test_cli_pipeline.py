@@ -296,3 +296,15 @@ def test_platform_tags_advice_names_a_builder_option() -> None:
     assert Parameters(AppendBuilder).convert({name: value}, "builder-option") == {
         "platform_tags": ["manylinux_2_28_riscv64"]
     }
+
+
+def test_docker_builder_errors_name_flags(project: Path) -> None:
+    (project / "train.py").write_text("print(1)\n")
+    to = "127.0.0.1:1/x@sha256:" + "b" * 64
+    pinned = "python:3.11-slim@sha256:" + "a" * 64
+    args = ["train.py", "--builder", "docker", "--dry-run", "--base", pinned, "--to", to]
+    status, _, err = build(project, *args)
+    assert status == 1
+    assert (
+        err == f"ocibuild: error: --to {to}: give a tag, not a digest (the push makes the digest)\n"
+    )

@@ -162,7 +162,9 @@ class DockerBuilder:
         if self.push and not self.registry:
             raise PipelineError(
                 "the docker builder needs registry='host[:port]/namespace' to push to "
-                "(or to='REGISTRY/REPO:TAG', or push=False to leave the image in the engine)"
+                "(or to='REGISTRY/REPO:TAG', or push=False to leave the image in the engine)",
+                flags="the docker builder needs --registry HOST[/NAMESPACE] to push to (or --to "
+                "REF, or --to docker-daemon:NAME:TAG to leave the image in the engine)",
             )
         name = f"{self.registry}/{self.image_name}" if self.registry else self.image_name
         _check_name(name, name)
@@ -364,7 +366,8 @@ def _registry_reference(text: str) -> Reference:
         )
     reference = Reference.parse(text.removeprefix("docker://"), default_tag=None)
     if reference.digest is not None:
-        raise PipelineError(f"to={text!r}: give a tag, not a digest (the push makes the digest)")
+        why = "give a tag, not a digest (the push makes the digest)"
+        raise PipelineError(f"to={text!r}: {why}", flags=f"--to {text}: {why}")
     return reference
 
 

@@ -62,6 +62,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger("ocibuild.config")
+# The loggers whose INFO records a run shows on stderr when the program set up no logging.
+_SHOWN = ("ocibuild.config", "ocibuild.builders", "ocibuild.deps", "ocibuild.deployers")
 
 DEFAULT_BUILDER = "append"
 DEFAULT_DEPLOYER = "job"
@@ -188,8 +190,6 @@ def _phases(quiet: bool) -> Iterator[Callable[..., None]]:
         logger.removeHandler(handler)
         logger.setLevel(level)
 
-
-_SHOWN = ("ocibuild.config", "ocibuild.builders", "ocibuild.deps", "ocibuild.deployers")
 
 _config = Config()
 

@@ -107,6 +107,8 @@ result = fairing.config.run(quiet=True)
 print(preprocessor, builder, deployer)
 print(result[1], result.deployer, result.image, result.handle, len(result))
 print(fairing.run("job.py", deployer="local").deployer, fairing.config.build())
+fairing.config.reset()
+print(tuple(fairing.config.run()))  # the library's defaults
 """
 
 
@@ -131,6 +133,7 @@ def test_the_in_image_stand_in_returns_what_ported_code_uses(
         "python append job",
         "append job None None 3",
         "local None",
+        "(None, 'append', 'job')",
     ]
     assert ran.stderr == ""  # the stand-in builds nothing, so it logs nothing
 

@@ -69,7 +69,8 @@ class RunResult(tuple):  # type: ignore[type-arg]  # typing tuple[...] needs 3.9
 
 def run(**options: Any) -> RunResult:
     """Build and deploy nothing (the code already runs inside the image); the names given."""
-    return RunResult((get_preprocessor(), get_builder(), get_deployer()))
+    builder, deployer = _state.get("builder", "append"), _state.get("deployer", "job")
+    return RunResult((get_preprocessor(), builder, deployer))
 
 
 def build(**options: Any) -> None:

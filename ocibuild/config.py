@@ -9,22 +9,40 @@ Port Fairing code by changing one import::
                                registry="registry.example.com/team", push=True)
     fairing.config.set_deployer("job")
     result = fairing.config.run()       # result.image: the pushed reference, pinned by digest
+    preprocessor, builder, deployer = result   # Fairing's tuple still unpacks
+
+``run()`` and ``build()`` log their phases ("Building the image ...", "Pushed ...",
+"Deploying ...") at INFO on the ``ocibuild.config`` logger; when the program configured no
+logging they reach stderr, with the builder's and deployer's steps ("pushing to ..."), as
+Fairing's did. ``run(quiet=True)`` shows none of them.
 
 The setters take Fairing's names and parameters; names are looked up through the plugin
 manager, so a plugin's preprocessors, builders and deployers work the same way. The module-level
 functions act on one shared :class:`Config`; make your own ``Config()`` for a separate one.
-Inside a built image ``ocibuild`` is a stand-in whose ``config.run()`` does nothing.
+Inside a built image ``ocibuild`` is a stand-in whose ``config.run()`` builds nothing and
+returns the names given to the setters, as ``(preprocessor, builder, deployer)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .pipeline._context import BuildContext
 from .pipeline._errors import PipelineError
-from .pipeline._protocols import Builder, Deployer, DeployHandle, PodSpec, Preprocessor
-from .pipeline._run import RunResult, build_image, checked_handle, create, run_pipeline
+from .pipeline._protocols import (
+    Builder,
+    BuildResult,
+    Deployer,
+    DeployHandle,
+    PodSpec,
+    Preprocessor,
+)
+from .pipeline._run import RunResult, build_image, checked_handle, create, deploy_image
 
 __all__ = [
     "DEFAULT_BUILDER",
@@ -42,6 +60,10 @@ __all__ = [
     "set_deployer",
     "set_preprocessor",
 ]
+
+_log = logging.getLogger("ocibuild.config")
+# The loggers whose INFO records a run shows on stderr when the program set up no logging.
+_SHOWN = ("ocibuild.config", "ocibuild.builders", "ocibuild.deps", "ocibuild.deployers")
 
 DEFAULT_BUILDER = "append"
 DEFAULT_DEPLOYER = "job"
@@ -90,24 +112,39 @@ class Config:
         name, kwargs = self._deployer
         return create("deployer", name, kwargs)
 
-    def run(self) -> RunResult:
-        """Preprocess, build (and push), then deploy; the result has ``.image`` and ``.handle``."""
+    def run(self, *, quiet: bool = False) -> RunResult:
+        """Preprocess, build (and push), then deploy; the result has ``.image`` and ``.handle``
+        and unpacks as Fairing's ``(preprocessor, builder, deployer)``."""
         preprocessor = self.get_preprocessor()
         builder = self.get_builder(preprocessor)
         deployer = self.get_deployer()
-        try:
-            return run_pipeline(preprocessor, builder, deployer)
-        finally:
-            # Fairing's builders keep the last context; config.deploy() runs it again.
-            context = getattr(builder, "context", None)
-            self._last_context = context if isinstance(context, BuildContext) else None
+        with _phases(quiet) as say:
+            try:
+                result = self._build(builder, say)
+            finally:
+                # Fairing's builders keep the last context; config.deploy() runs it again.
+                context = getattr(builder, "context", None)
+                self._last_context = context if isinstance(context, BuildContext) else None
+            say("Deploying with the %s deployer...", self._deployer[0])
+            handle = deploy_image(deployer, builder, result)
+            say("Deployed %s", result.image)
+        return RunResult(result.image, preprocessor, builder, deployer, handle, result)
 
-    def build(self) -> str:
+    def build(self, *, quiet: bool = False) -> str:
         """Preprocess and build (and push) only; the image reference pinned by digest."""
-        preprocessor = self.get_preprocessor()
-        result = build_image(self.get_builder(preprocessor))
+        builder = self.get_builder(self.get_preprocessor())
+        with _phases(quiet) as say:
+            result = self._build(builder, say)
         self._last_context = result.context
         return result.image
+
+    def _build(self, builder: Builder, say: Callable[..., None]) -> BuildResult:
+        say("Building the image with the %s builder...", self._builder[0])
+        start = time.monotonic()
+        result = build_image(builder)
+        done = "Pushed" if result.pushed else "Wrote"
+        say("%s %s (%.1f s)", done, result.image, time.monotonic() - start)
+        return result
 
     def deploy(self, pod_spec: PodSpec) -> DeployHandle:
         """Deploy a pod spec with the chosen deployer (Fairing's ``config.deploy``)."""
@@ -126,6 +163,32 @@ class Config:
         run_function.__name__ = getattr(func, "__name__", "run_function")
         run_function.__doc__ = getattr(func, "__doc__", None)
         return run_function
+
+
+@contextlib.contextmanager
+def _phases(quiet: bool) -> Iterator[Callable[..., None]]:
+    """A function logging one phase at INFO. When the program set up no logging, the phases
+    and the steps of the build and deploy (``ocibuild.builders``, ``.deps``, ``.deployers``)
+    reach stderr meanwhile, one line each, as Fairing's did."""
+    if quiet:
+        yield lambda *args: None
+        return
+    logger = logging.getLogger("ocibuild")
+    if logger.hasHandlers():  # the program's logging decides what is shown, and where
+        yield lambda *args: _log.info(*args)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(lambda record: record.name.startswith(_SHOWN))
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield lambda *args: _log.info(*args)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 _config = Config()

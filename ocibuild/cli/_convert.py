@@ -42,10 +42,7 @@ class Parameters:
         self.names = [p.name for p in params or () if p.kind in _NAMED]
         self.defaults = {p.name: p.default for p in params or () if p.default is not p.empty}
         target = cast(Any, factory).__init__ if isinstance(factory, type) else factory
-        try:
-            hints = typing.get_type_hints(target)
-        except Exception:  # a name imported for type checkers only: the values stay strings
-            hints = {}
+        hints = _hints(target)
         self.hints: dict[str, Any] = {n: h for n, h in hints.items() if n in self.names}
 
     def takes(self, name: str) -> bool:
@@ -69,6 +66,25 @@ class Parameters:
                     f"--{what} {name}={value!r}: expected {type_name(self.hints[name])}"
                 ) from None
         return out
+
+
+def _hints(target: Any) -> dict[str, Any]:
+    """The evaluated annotations of ``target``; one that cannot be evaluated (a name imported
+    for type checkers only, as the builders' ``RegistryOptions``) is left out, and its value
+    stays a string, without spoiling the others."""
+    try:
+        return typing.get_type_hints(target)
+    except Exception:
+        pass
+    namespace = getattr(target, "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(target, "__annotations__", {}).items():
+        one = types.SimpleNamespace(__annotations__={name: annotation})
+        try:
+            hints.update(typing.get_type_hints(one, globalns=namespace))
+        except Exception:
+            continue
+    return hints
 
 
 def convert(value: str, annotation: Any) -> Any:

@@ -14,16 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ._deploy import add_deploy_command, add_deployer_options
 from ._options import (
     Once,
     UsageError,
-    add_destination,
     add_image_options,
     add_registry_options,
     info_lines,
+    parse_command,
 )
 
 __all__ = ["add_pipeline_commands"]
@@ -36,10 +37,10 @@ def add_pipeline_commands(subparsers: Any) -> None:
         help="build a Python file, directory or notebook into an image",
         description="Preprocess TARGET (python, notebook, full_notebook, or a plugin's "
         "preprocessor), add its requirements as a dependency layer, append both to "
-        "--base and write the image to --to.",
+        "--base and write the image to --to (or push it to --registry).",
     )
     _add_build_arguments(p)
-    add_destination(p)
+    _add_push_target(p)
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -55,15 +56,7 @@ def add_pipeline_commands(subparsers: Any) -> None:
         description="Build TARGET like 'ocibuild build' and deploy the image with --deployer.",
     )
     _add_build_arguments(p)
-    dest = p.add_argument_group("destination (one of)")
-    dest.add_argument("--to", "-t", action=Once, metavar="REF", help="write the image exactly here")
-    dest.add_argument(
-        "--registry",
-        metavar="HOST[/NAMESPACE]",
-        help="push to REGISTRY/IMAGE_NAME:TAG (tag derived from the content)",
-    )
-    p.add_argument("--image-name", default=None, metavar="NAME", help="default: ocibuild-job")
-    p.add_argument("--tag", metavar="TAG", help="tag instead of the content-derived one")
+    _add_push_target(p)
     add_deployer_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -72,6 +65,30 @@ def add_pipeline_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("plugins", help="list installed plugins and the names they provide")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=cmd_plugins)
+
+
+def _add_push_target(p: argparse.ArgumentParser) -> None:
+    dest = p.add_argument_group("destination (one of)")
+    dest.add_argument(
+        "--to",
+        "-t",
+        action=Once,
+        metavar="REF",
+        help="write the image exactly here: REGISTRY/REPO:TAG, oci:DIR[:TAG], "
+        "docker-archive:FILE[:REF], docker-daemon:NAME[:TAG]",
+    )
+    dest.add_argument(
+        "--registry",
+        metavar="HOST[/NAMESPACE]",
+        help="push to REGISTRY/IMAGE_NAME:TAG (tag derived from the content)",
+    )
+    p.add_argument("--image-name", default=None, metavar="NAME", help="default: ocibuild-job")
+    p.add_argument("--tag", metavar="TAG", help="tag instead of the content-derived one")
+
+
+def _check_push_target(args: argparse.Namespace) -> None:
+    if bool(args.to) == bool(args.registry):
+        raise UsageError("give exactly one of --to REF and --registry HOST[/NAMESPACE]")
 
 
 def _add_build_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,7 +115,23 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
         help="more input files or directories (repeatable)",
     )
     group.add_argument(
-        "--executable", metavar="FILE", help="the script to run, when TARGET is a directory"
+        "--executable",
+        metavar="FILE",
+        help="the script to run, when TARGET is a directory (a path in TARGET)",
+    )
+    group.add_argument(
+        "--command",
+        metavar="CMD",
+        help="what runs the executable, a JSON array or shell words (default: python); "
+        "without an executable, the whole command",
+    )
+    group.add_argument(
+        "--preprocessor-option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a preprocessor parameter, typed by its annotations: overwrite=no, "
+        'output_map=\'{"data.csv": "data/data.csv"}\' (JSON for lists and mappings)',
     )
     group.add_argument("--path-prefix", metavar="DIR", help="work dir in the image (default /app/)")
     group.add_argument(
@@ -141,24 +174,54 @@ def _add_builder_options(p: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--pull", action="store_true", help="pull the base even if present")
     group.add_argument("--network", metavar="MODE", help="the RUN steps' network: host, none")
+    group.add_argument(
+        "--builder-option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a builder parameter, typed by its annotations: "
+        "pip_args='[\"--find-links=wheels\"]', push=no, buildkit=none "
+        "(JSON for lists and mappings)",
+    )
 
 
 def _preprocessor(args: argparse.Namespace) -> Any:
+    """The preprocessor TARGET implies (or ``--preprocessor`` names), given the flags it takes;
+    a flag given for an option it does not take is a usage error naming the preprocessor."""
+    from ..pipeline._plugins import lookup
     from ..pipeline._run import create, target_options
+    from ._components import PREPROCESSOR_FLAGS, check_command, component_options, executable_in
+    from ._convert import Parameters
 
     if getattr(args, "dockerfile", None):
         return None  # the Dockerfile says what goes in; TARGET is its context directory
 
     name, options = target_options(args.target, args.preprocessor)
-    if args.requirements:
-        options["requirements"] = args.requirements
-    if args.input:
-        options["input_files"] = [*options.get("input_files", []), *args.input]
-    if args.executable:
-        options["executable"] = args.executable
-    if args.path_prefix:
-        options["path_prefix"] = args.path_prefix
-    return create("preprocessor", name, options)
+    params = Parameters(lookup("preprocessor", name))
+    executable = args.executable
+    if executable and Path(args.target).is_dir():
+        executable = executable_in(args.target, executable)
+    inputs = [*options.get("input_files", []), *args.input] if args.input else None
+    for flag, option, value in (
+        ("--requirements", "requirements", args.requirements),
+        ("--input", "input_files", inputs),
+        ("--executable", "executable", executable),
+        ("--command", "command", parse_command(args.command, "command")),
+        ("--path-prefix", "path_prefix", args.path_prefix),
+    ):
+        if not value:
+            continue
+        if not params.takes(option):
+            raise UsageError(
+                f"{flag}: the preprocessor {name!r} has no {option!r} option "
+                f"(its options: {', '.join(params.names) or 'none'})"
+            )
+        options[option] = value
+    given = args.preprocessor_option
+    options.update(component_options(params, given, "preprocessor-option", PREPROCESSOR_FLAGS))
+    preprocessor = create("preprocessor", name, options)
+    check_command(preprocessor)
+    return preprocessor
 
 
 def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
@@ -166,11 +229,12 @@ def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
     it does not take is a usage error naming the builder (like the deployer flags)."""
     from ..pipeline._plugins import lookup
     from ..pipeline._run import create
+    from ._components import BUILDER_FLAGS, component_options
     from ._convert import Parameters
     from ._options import config_changes, layer_options, parse_pairs, registry_options
 
     params = Parameters(lookup("builder", args.builder))
-    options: dict[str, Any] = {}
+    options = component_options(params, args.builder_option, "builder-option", BUILDER_FLAGS)
 
     def offer(name: str, value: Any, *given: str) -> None:
         if params.takes(name):
@@ -245,10 +309,20 @@ def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
 def cmd_build(args: argparse.Namespace) -> int:
     """``ocibuild build``: print the written reference (or the write as JSON)."""
     from ..pipeline._run import build_image
+    from ._components import flag_wording
 
-    builder = _builder(args, _preprocessor(args), to=args.to)
-    with info_lines(args, "ocibuild.builders"):
-        result = build_image(builder)
+    _check_push_target(args)
+    with flag_wording():
+        builder = _builder(
+            args,
+            _preprocessor(args),
+            to=args.to,
+            registry=args.registry,
+            image_name=args.image_name,
+            tag=args.tag,
+        )
+        with info_lines(args, "ocibuild.builders"):
+            result = build_image(builder)
     if not args.dry_run_build:  # a dry run printed the Dockerfile and the context instead
         _print_build(args, result)
     return 0
@@ -257,24 +331,25 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """``ocibuild run``: build, print the reference, deploy (see :mod:`._deploy`)."""
     from ..pipeline._run import build_image, deploy_image
+    from ._components import flag_wording
     from ._deploy import choose_deployer, deploy_and_report
 
-    if bool(args.to) == bool(args.registry):
-        raise UsageError("give exactly one of --to REF and --registry HOST[/NAMESPACE]")
+    _check_push_target(args)
     choice = choose_deployer(args)  # before the build: a bad option costs no push
-    builder = _builder(
-        args,
-        _preprocessor(args),
-        to=args.to,
-        registry=args.registry,
-        image_name=args.image_name,
-        tag=args.tag,
-    )
-    with info_lines(args, "ocibuild.builders"):
-        result = build_image(builder)
-    deploy_and_report(
-        args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
-    )
+    with flag_wording():
+        builder = _builder(
+            args,
+            _preprocessor(args),
+            to=args.to,
+            registry=args.registry,
+            image_name=args.image_name,
+            tag=args.tag,
+        )
+        with info_lines(args, "ocibuild.builders"):
+            result = build_image(builder)
+        deploy_and_report(
+            args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
+        )
     return 0
 
 

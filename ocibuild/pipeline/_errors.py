@@ -29,6 +29,7 @@ __all__ = [
     "PluginError",
     "PodPendingError",
     "WorkloadFailedError",
+    "in_flags",
     "reworded",
 ]
 
@@ -38,7 +39,16 @@ class PluginError(OCIBuildError):
 
 
 class PipelineError(OCIBuildError):
-    """A preprocess, build or deploy step failed."""
+    """A preprocess, build or deploy step failed.
+
+    ``flags``, when set, is the same message with its advice spelled as command-line flags
+    (``--executable FILE``) where the message spells Python parameters (``executable=``):
+    the CLI shows that one.
+    """
+
+    def __init__(self, *args: object, flags: str | None = None) -> None:
+        super().__init__(*args)
+        self.flags = flags
 
 
 class DependencyError(PipelineError):
@@ -108,4 +118,14 @@ def reworded(err: DeployError, message: str) -> DeployError:
     new = type(err).__new__(type(err))
     new.__dict__.update(err.__dict__)
     new.args = (message,)
+    return new
+
+
+def in_flags(err: PipelineError) -> PipelineError:
+    """``err`` as the command line says it: a copy with its ``flags`` message, if it has one."""
+    if err.flags is None:
+        return err
+    new = type(err).__new__(type(err))
+    new.__dict__.update(err.__dict__)
+    new.args = (err.flags,)
     return new

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, SupportsIndex, overload
 
 from ._errors import PipelineError, PluginError
 from ._protocols import (
@@ -46,7 +46,8 @@ _log = logging.getLogger("ocibuild")
 class RunResult:
     """What a pipeline run made: the image pinned by digest, and the deployer's handle.
 
-    Iterating gives ``(preprocessor, builder, deployer)``, the tuple Fairing's ``run()`` returned.
+    Iterating, indexing and ``len()`` see ``(preprocessor, builder, deployer)``, the tuple
+    Fairing's ``run()`` returned: ``pre, builder, dep = result`` and ``result[1]`` both work.
     """
 
     image: str
@@ -56,8 +57,21 @@ class RunResult:
     handle: DeployHandle
     build: BuildResult
 
+    def _fairing(self) -> tuple[Preprocessor, Builder, Deployer]:
+        return (self.preprocessor, self.builder, self.deployer)
+
     def __iter__(self) -> Iterator[Any]:
-        return iter((self.preprocessor, self.builder, self.deployer))
+        return iter(self._fairing())
+
+    def __len__(self) -> int:
+        return 3
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Any, ...]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> Any:
+        return self._fairing()[index]
 
 
 # The protocol each kind's factory must make, and how an error names it. A pod spec mutator

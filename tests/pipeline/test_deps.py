@@ -141,7 +141,7 @@ def test_no_wheel_names_the_package(
         )
     message = str(err.value)
     assert "no wheel of docopt==0.6.2 for linux/amd64, CPython 3.11" in message
-    assert '--builder docker, builder="docker"' in message
+    assert 'build with the docker builder (builder="docker")' in message
     assert "\n" not in message
     assert [p.name for p in (cache_dir / "deps").iterdir()] == []  # nothing half-installed
     assert not (tmp_path / "out").exists()

@@ -90,10 +90,12 @@ def pip_platform_tags(platform: Platform) -> tuple[str, ...]:
     """Wheel platform tags a glibc Linux image of ``platform`` can load (glibc 2.17 to 2.28)."""
     arch = _ARCH.get(platform.architecture)
     if platform.os != "linux" or arch is None:
+        where = f"no wheel platform tags for {platform.os}/{platform.architecture}"
         raise DependencyError(
-            f"no wheel platform tags for {platform.os}/{platform.architecture}: "
-            "pass platform_tags=[...] (pip --platform values) or build with the docker builder "
-            '(--builder docker, builder="docker")'
+            f"{where}: pass platform_tags=[...] (pip --platform values), or build with the "
+            'docker builder (builder="docker")',
+            flags=f"{where}: give --builder-option platform_tags='[...]' (pip --platform "
+            "values), or build with --builder docker",
         )
     if arch == "armv7l" and platform.variant not in (None, "v7"):
         raise DependencyError(f"no wheel platform tags for linux/arm/{platform.variant}")
@@ -251,12 +253,7 @@ def _pip_error(
     """One line that names the package and says what to do."""
     missing = _NO_WHEEL.findall(output)
     if missing:
-        return DependencyError(
-            f"no wheel of {missing[-1]} for {target.describe()} (from {requirements.origin}): "
-            "the append builder installs wheels only; pin a version that has a wheel, or build "
-            'with the docker builder (--builder docker, builder="docker"), which runs pip in '
-            "the image and can build from source"
-        )
+        return _no_wheel(missing[-1], requirements, target)
     if "No module named pip" in output:
         return DependencyError(f"pip is not installed for {sys.executable}: python -m ensurepip")
     errors = [line.strip() for line in output.splitlines() if line.startswith("ERROR:")]
@@ -264,6 +261,24 @@ def _pip_error(
     return DependencyError(
         f"pip could not install the requirements from {requirements.origin} for "
         f"{target.describe()} (exit {status}): {last}"
+    )
+
+
+def _no_wheel(package: str, requirements: Requirements, target: PythonTarget) -> DependencyError:
+    """What can be done when pip found no wheel: each way named as the library and the CLI
+    spell it (the append builder installs wheels only, and the base's packages count)."""
+    name = re.split(r"[\s\[<>=!~;@]", package, maxsplit=1)[0]
+    where = f"no wheel of {package} for {target.describe()} (from {requirements.origin})"
+    docker = "which runs pip in the image and can build from source"
+    return DependencyError(
+        f"{where}: the append builder installs wheels only; pin a version that has a wheel, "
+        'add a wheelhouse of wheels built for the image (pip_args=["--find-links=DIR"]), '
+        f"use a base_image that has {name} installed and drop it from the requirements, or "
+        f'build with the docker builder (builder="docker"), {docker}',
+        flags=f"{where}: the append builder installs wheels only; pin a version that has a "
+        "wheel, add a wheelhouse of wheels built for the image (--builder-option "
+        f"pip_args='[\"--find-links=DIR\"]'), use a --base that has {name} installed and "
+        f"drop it from the requirements, or build with --builder docker, {docker}",
     )
 
 

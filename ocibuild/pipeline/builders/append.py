@@ -102,7 +102,9 @@ class AppendBuilder:
         if self.to is None and self.push and not self.registry:
             raise PipelineError(
                 "the append builder needs registry='host[:port]/namespace' to push to "
-                "(or to='REGISTRY/REPO:TAG', or push=False)"
+                "(or to='REGISTRY/REPO:TAG', or push=False)",
+                flags="the append builder needs --registry HOST[/NAMESPACE] to push to, or "
+                "--to REF",
             )
 
     def build(self) -> BuildResult:
@@ -117,10 +119,10 @@ class AppendBuilder:
         self._check_python(context, base)
         image = self._assemble(context, base)
         dest, tag = self._destination()
-        _log.info("writing %s", dest)
+        pushed = Location.parse(dest).kind == "registry"
+        _log.info("pushing to %s" if pushed else "writing %s", dest)
         result = write(image, dest, registry_options=self.registry_options, tag=tag)
         self.image_tag = result.reference
-        pushed = Location.parse(dest).kind == "registry"
         return BuildResult(result.reference, result.digest, pushed, context, result)
 
     def generate_pod_spec(self, image: str | None = None) -> PodSpec:
@@ -176,9 +178,12 @@ class AppendBuilder:
             return None
         version = self._target_python(base)
         if version is None:
+            where = (
+                f"{self.base_image} does not say its Python version (no PYTHON_VERSION in its env)"
+            )
             raise DependencyError(
-                f"{self.base_image} does not say its Python version (no PYTHON_VERSION in its "
-                "env): pass python_version='3.11' (--python-version) for the dependency layer"
+                f"{where}: pass python_version='3.11' for the dependency layer",
+                flags=f"{where}: give --python-version X.Y for the dependency layer",
             )
         target = PythonTarget(base.platform, version, platform_tags=self.platform_tags)
         return dependency_layer(

@@ -162,7 +162,9 @@ class DockerBuilder:
         if self.push and not self.registry:
             raise PipelineError(
                 "the docker builder needs registry='host[:port]/namespace' to push to "
-                "(or to='REGISTRY/REPO:TAG', or push=False to leave the image in the engine)"
+                "(or to='REGISTRY/REPO:TAG', or push=False to leave the image in the engine)",
+                flags="the docker builder needs --registry HOST[/NAMESPACE] to push to (or --to "
+                "REF, or --to docker-daemon:NAME:TAG to leave the image in the engine)",
             )
         name = f"{self.registry}/{self.image_name}" if self.registry else self.image_name
         _check_name(name, name)
@@ -245,9 +247,11 @@ class DockerBuilder:
     def _build_params(self, engine: Engine, docker_context: DockerContext) -> dict[str, Any]:
         buildkit = engine.buildkit if self.buildkit is None else self.buildkit
         if buildkit and not engine.buildkit:
+            where = f"the engine at {engine.host} does not offer BuildKit"
             raise PipelineError(
-                f"the engine at {engine.host} does not offer BuildKit: pass buildkit=None "
-                "(or False) to use its own builder"
+                f"{where}: pass buildkit=None (or False) to use its own builder",
+                flags=f"{where}: give --builder-option buildkit=none (or false) to use its "
+                "own builder",
             )
         return {
             "dockerfile": docker_context.dockerfile,
@@ -362,7 +366,8 @@ def _registry_reference(text: str) -> Reference:
         )
     reference = Reference.parse(text.removeprefix("docker://"), default_tag=None)
     if reference.digest is not None:
-        raise PipelineError(f"to={text!r}: give a tag, not a digest (the push makes the digest)")
+        why = "give a tag, not a digest (the push makes the digest)"
+        raise PipelineError(f"to={text!r}: {why}", flags=f"--to {text}: {why}")
     return reference
 
 

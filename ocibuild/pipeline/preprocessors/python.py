@@ -70,7 +70,10 @@ class PythonPreprocessor(WorkdirPreprocessor):
             if not self.command_given:
                 raise PipelineError(
                     "no executable: pass executable='train.py' (or one .py input file), "
-                    "or a full command=[...]"
+                    "or a full command=[...]",
+                    flags="no executable: the target holds no single top-level .py file; give "
+                    "--executable FILE (a path in the target directory), or --command with "
+                    "the whole command",
                 )
             return list(self.command)
         exe = dest_for(self.executable, self.path_prefix)

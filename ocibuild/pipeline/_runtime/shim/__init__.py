@@ -17,6 +17,7 @@ __version__ = "0+runtime"
 RUNTIME = True
 
 
-def run(target: Any = None, **options: Any) -> None:
-    """Do nothing: the code already runs inside the image."""
-    return None
+def run(target: Any = None, **options: Any) -> config.RunResult:
+    """Build and deploy nothing (the code already runs inside the image), as ``config.run()``."""
+    names = (options.get("preprocessor"), options.get("builder", "append"))
+    return config.RunResult((*names, options.get("deployer", "job")))

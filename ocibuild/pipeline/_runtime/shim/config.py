@@ -1,4 +1,9 @@
-"""``ocibuild.config`` inside a built image: every setter is accepted and ``run()`` does nothing."""
+"""``ocibuild.config`` inside a built image: every setter is accepted and nothing is built.
+
+``run()`` returns what ported code uses from the real one: it unpacks as Fairing's
+``(preprocessor, builder, deployer)`` (here the names given to the setters), and has the
+library's attribute names, ``image`` and ``handle`` being ``None`` (nothing was built here).
+"""
 
 from __future__ import annotations
 
@@ -39,8 +44,37 @@ def get_deployer() -> Any:
     return _state.get("deployer")
 
 
-def run() -> None:
-    """Do nothing: the code already runs inside the image."""
+class RunResult(tuple):  # type: ignore[type-arg]  # typing tuple[...] needs 3.9; this runs on 3.8
+    """``(preprocessor, builder, deployer)``, with ``.image``, ``.handle`` and ``.build`` None."""
+
+    image = None
+    handle = None
+    build = None
+
+    @property
+    def preprocessor(self) -> Any:
+        """The name given to :func:`set_preprocessor`."""
+        return self[0]
+
+    @property
+    def builder(self) -> Any:
+        """The name given to :func:`set_builder`."""
+        return self[1]
+
+    @property
+    def deployer(self) -> Any:
+        """The name given to :func:`set_deployer`."""
+        return self[2]
+
+
+def run(**options: Any) -> RunResult:
+    """Build and deploy nothing (the code already runs inside the image); the names given."""
+    builder, deployer = _state.get("builder", "append"), _state.get("deployer", "job")
+    return RunResult((get_preprocessor(), builder, deployer))
+
+
+def build(**options: Any) -> None:
+    """Build nothing: the code already runs inside the image (there is no image to name)."""
     return None
 
 

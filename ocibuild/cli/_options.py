@@ -306,7 +306,7 @@ def config_changes(args: argparse.Namespace) -> Any:
 
 def progress_for(args: argparse.Namespace, verb: str) -> Any:
     """A terminal progress line when stderr is a terminal and ``--json`` is off."""
-    if getattr(args, "json", False) or not sys.stderr.isatty():
+    if getattr(args, "json", False) or getattr(args, "quiet", False) or not sys.stderr.isatty():
         return None
     from ._progress import TerminalProgress
 

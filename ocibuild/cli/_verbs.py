@@ -50,7 +50,7 @@ def add_verb_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_tag)
 
     p = _parser(
-        sub, "ls", "list the tags of a repository (or of an OCI layout)",
+        sub, "ls", "list the tags of a repository (or of an OCI layout), sorted",
         "ocibuild ls registry.local/app\nocibuild ls oci:./layout --json",
     )  # fmt: skip
     p.add_argument("repository", metavar="REPO", help="REGISTRY/REPO or oci:DIR")
@@ -223,6 +223,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             tags = client.tags(ref.repository)
     else:
         raise UsageError(f"ls lists registry repositories and oci: layouts, not {location.kind}:")
+    tags = sorted(tags)  # Docker Distribution 2.8 answers in storage order
     if args.json:
         print(json.dumps(tags))
     else:

@@ -67,7 +67,8 @@ def info_lines(args: argparse.Namespace, logger_name: str) -> Iterator[None]:
     """The INFO records of ``logger_name`` (``ocibuild.builders``, ``ocibuild.deployers``) on
     stderr, one line each, while a person is watching: not with ``--json``, nor when stderr is
     not a terminal (with ``OCIBUILD_DEBUG`` the ocibuild handler shows them already)."""
-    if getattr(args, "json", False) or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
+    quiet = getattr(args, "json", False) or getattr(args, "quiet", False)
+    if quiet or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
         yield
         return
     logger = logging.getLogger(logger_name)

@@ -25,6 +25,7 @@ from ._options import (
     add_registry_options,
     info_lines,
 )
+from ._results import add_result_options, check_output_options, write_result_files
 
 __all__ = ["add_pipeline_commands"]
 
@@ -40,6 +41,7 @@ def add_pipeline_commands(subparsers: Any) -> None:
     )
     _add_build_arguments(p)
     add_destination(p)
+    add_result_options(p, tags=False)
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -64,6 +66,7 @@ def add_pipeline_commands(subparsers: Any) -> None:
     )
     p.add_argument("--image-name", default=None, metavar="NAME", help="default: ocibuild-job")
     p.add_argument("--tag", metavar="TAG", help="tag instead of the content-derived one")
+    add_result_options(p, tags=False, quiet=False)
     add_deployer_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -246,6 +249,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     """``ocibuild build``: print the written reference (or the write as JSON)."""
     from ..pipeline._run import build_image
 
+    check_output_options(args)
     builder = _builder(args, _preprocessor(args), to=args.to)
     with info_lines(args, "ocibuild.builders"):
         result = build_image(builder)
@@ -272,6 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     with info_lines(args, "ocibuild.builders"):
         result = build_image(builder)
+    write_result_files(args, result.image, str(result.digest))
     deploy_and_report(
         args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
     )
@@ -279,6 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_build(args: argparse.Namespace, result: Any) -> None:
+    write_result_files(args, result.image, str(result.digest))
     if args.json and result.write is not None:
         print(json.dumps(result.write.to_dict(), indent=2), flush=True)
     else:

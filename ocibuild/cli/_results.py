@@ -15,14 +15,22 @@ from typing import Any
 
 from ._options import UsageError
 
-__all__ = ["add_result_options", "extra_tags", "report_result"]
+__all__ = [
+    "add_result_options",
+    "check_output_options",
+    "extra_tags",
+    "report_result",
+    "write_result_files",
+]
 
 # The Docker tag grammar; an OCI layout's ref.name grammar is wider, checked by the sink.
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-def add_result_options(parser: argparse.ArgumentParser, *, tags: bool = True) -> None:
-    """The options above; ``tags`` False for commands that cannot tag (a daemon, an archive)."""
+def add_result_options(
+    parser: argparse.ArgumentParser, *, tags: bool = True, quiet: bool = True
+) -> None:
+    """The options above; ``tags``/``quiet`` False for commands that tag or print otherwise."""
     group = parser.add_argument_group("results")
     if tags:
         group.add_argument(
@@ -44,7 +52,7 @@ def add_result_options(parser: argparse.ArgumentParser, *, tags: bool = True) ->
     )
     # Another change may give every writing command a --quiet of its own: take that one.
     flags = [f for f in ("--quiet", "-q") if f not in parser._option_string_actions]
-    if "--quiet" in flags:
+    if quiet and "--quiet" in flags:
         group.add_argument(
             *flags,
             dest="quiet",
@@ -53,12 +61,17 @@ def add_result_options(parser: argparse.ArgumentParser, *, tags: bool = True) ->
         )
 
 
+def check_output_options(args: argparse.Namespace) -> None:
+    """``--quiet`` with ``--json`` is a usage error: they ask for different stdout."""
+    if getattr(args, "quiet", False) and getattr(args, "json", False):
+        raise UsageError("--quiet and --json ask for different output; give one")
+
+
 def extra_tags(args: argparse.Namespace, dest: str) -> tuple[str, ...]:
     """The ``--tag`` values, checked against ``dest``'s transport (a usage error if wrong)."""
     from ..transports import Location
 
-    if getattr(args, "quiet", False) and getattr(args, "json", False):
-        raise UsageError("--quiet and --json ask for different output; give one")
+    check_output_options(args)
     tags = tuple(getattr(args, "extra_tags", ()) or ())
     if not tags:
         return ()
@@ -77,11 +90,7 @@ def report_result(args: argparse.Namespace, result: Any, progress: Any = None) -
     """Close ``progress``, write the files asked for, then print the result."""
     if progress is not None:
         progress.close()
-    refs = references(result.reference, getattr(args, "extra_tags", ()) or ())
-    if getattr(args, "digest_file", None):
-        _write_text(args.digest_file, str(result.digest))
-    if getattr(args, "image_refs", None):
-        _write_text(args.image_refs, "".join(f"{ref}\n" for ref in refs))
+    refs = write_result_files(args, result.reference, str(result.digest))
     if getattr(args, "json", False):
         document = result.to_dict()
         if len(refs) > 1:
@@ -89,6 +98,16 @@ def report_result(args: argparse.Namespace, result: Any, progress: Any = None) -
         print(json.dumps(document, indent=2))
     else:
         print(result.reference)
+
+
+def write_result_files(args: argparse.Namespace, reference: str, digest: str) -> list[str]:
+    """Write ``--digest-file`` and ``--image-refs`` if asked; the pinned references."""
+    refs = references(reference, getattr(args, "extra_tags", ()) or ())
+    if getattr(args, "digest_file", None):
+        _write_text(args.digest_file, digest)
+    if getattr(args, "image_refs", None):
+        _write_text(args.image_refs, "".join(f"{ref}\n" for ref in refs))
+    return refs
 
 
 def references(reference: str, tags: Any) -> list[str]:

@@ -35,6 +35,10 @@ def _platform(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help=what)
 
 
+def _json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
 def add_verb_commands(sub: Any) -> None:
     """Register the verbs on the ``ocibuild`` subparsers."""
     _add_mutate(sub)
@@ -46,6 +50,7 @@ def add_verb_commands(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("src", metavar="SRC", help="REGISTRY/REPO:TAG or oci:DIR:TAG")
     p.add_argument("tag", metavar="TAG", help="the new tag, in the same repository or layout")
+    _json(p)
     add_registry_options(p)
     p.set_defaults(func=cmd_tag)
 
@@ -64,6 +69,7 @@ def add_verb_commands(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("ref", metavar="REF")
     _platform(p, "for an index, the digest of this platform's manifest")
+    _json(p)
     add_registry_options(p)
     p.set_defaults(func=cmd_digest)
 
@@ -91,6 +97,7 @@ def add_verb_commands(sub: Any) -> None:
         "that digest goes with it",
     )  # fmt: skip
     p.add_argument("ref", metavar="REF", help="REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST")
+    _json(p)
     add_registry_options(p)
     p.set_defaults(func=cmd_delete)
 
@@ -198,7 +205,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     except BaseException:
         sink.abort()
         raise
-    print(f"{_pinnable(dest)}@{Digest.of(data)}")
+    _say(args, reference=f"{_pinnable(dest)}@{Digest.of(data)}", digest=str(Digest.of(data)))
     return 0
 
 
@@ -235,8 +242,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_digest(args: argparse.Namespace) -> int:
     from ..oci import Digest
 
-    data, _ = _manifest(args)
-    print(Digest.of(data))
+    data, media_type = _manifest(args)
+    digest = str(Digest.of(data))
+    if args.json:
+        print(json.dumps({"digest": digest, "mediaType": media_type, "size": len(data)}))
+    else:
+        print(digest)
     return 0
 
 
@@ -281,7 +292,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
             data, _, _ = client.get_manifest(ref.repository, ref.identifier)
             digest = Digest.of(data)
         client.delete_manifest(ref.repository, digest)
-    print(f"deleted {ref.name}@{digest}")
+    if args.json:
+        print(json.dumps({"deleted": f"{ref.name}@{digest}", "digest": str(digest)}))
+    else:
+        print(f"deleted {ref.name}@{digest}")
     return 0
 
 
@@ -368,6 +382,11 @@ def _manifest(args: argparse.Namespace) -> tuple[bytes, str]:
         return source.get_child_manifest(desc), desc.media_type
     finally:
         source.close()
+
+
+def _say(args: argparse.Namespace, **result: str) -> None:
+    """The reference alone, or with ``--json`` every field."""
+    print(json.dumps(result) if args.json else result["reference"])
 
 
 def _pinnable(location: Any) -> str:

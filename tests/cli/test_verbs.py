@@ -162,6 +162,10 @@ def test_delete_resolves_the_tag_and_deletes_by_digest(registry: Registry, tmp_p
     for tag in ("1", "also"):  # a manifest goes with every tag on it
         gone = ocibuild("digest", f"{name}:{tag}", check=False)
         assert gone.returncode == 1 and "not found" in gone.stderr
+    other = repo(registry, "delete-json")
+    second = push_small(tmp_path, f"{other}:1", text="other")
+    report = json.loads(ocibuild("delete", "--json", f"{other}:1").stdout)
+    assert report == {"deleted": f"{other}@{second}", "digest": second}
     again = ocibuild("delete", f"{name}@{digest}", check=False)
     assert again.returncode == 1 and "not found" in again.stderr
 
@@ -192,3 +196,13 @@ def test_layout_verbs(tmp_path: Path) -> None:
     assert ocibuild("digest", f"oci:{layout}:2").stdout.strip() == digest
     index = json.loads((layout / "index.json").read_text())
     assert {m["digest"] for m in index["manifests"]} == {digest}
+
+    tagged = json.loads(ocibuild("tag", "--json", f"oci:{layout}:1", "3").stdout)
+    assert tagged == {"reference": f"oci:{layout}:3@{digest}", "digest": digest}
+    described = json.loads(ocibuild("digest", "--json", f"oci:{layout}:3").stdout)
+    manifest = (layout / "blobs" / "sha256" / digest.split(":")[1]).read_bytes()
+    assert described == {
+        "digest": digest,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "size": len(manifest),
+    }

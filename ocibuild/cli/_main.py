@@ -44,7 +44,10 @@ def cmd_append(args: argparse.Namespace) -> int:
     from ..layer import FileTreeLayer, LayerCache, TarballLayer
 
     if not args.sources and not args.tarball:
-        raise UsageError("nothing to append: give SRC[:DEST] paths and/or --tarball FILE")
+        raise UsageError(
+            "nothing to append: give SRC[:DEST] paths and/or --tarball FILE "
+            "(to change only the config or annotations, use ocibuild mutate)"
+        )
     options = layer_options(args)
     changes = config_changes(args)
     annotations = parse_pairs(args.annotation, "annotation")

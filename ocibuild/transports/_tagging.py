@@ -21,7 +21,6 @@ class TaggingSink:
     def __init__(self, inner: ImageSink, tags: Sequence[str]) -> None:
         self.inner = inner
         self.tags = tuple(dict.fromkeys(tags))
-        self.reference = getattr(inner, "reference", None)  # mounts and names read it
 
     @property
     def name(self) -> str:

@@ -109,3 +109,8 @@ def test_mutate_usage_errors(base_in_registry: BaseInRegistry, tmp_path: Path) -
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
     archive = ocibuild("mutate", f"docker-archive:{tmp_path}/a.tar", check=False)
     assert archive.returncode == 2 and "--to" in archive.stderr
+
+
+def test_append_with_only_config_changes_points_to_mutate(tmp_path: Path) -> None:
+    proc = ocibuild("append", "--env", "A=1", "--to", f"oci:{tmp_path}/x", check=False)
+    assert proc.returncode == 2 and "ocibuild mutate" in proc.stderr

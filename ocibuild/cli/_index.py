@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._options import add_registry_options, registry_options
+from ._options import UsageError, add_registry_options, registry_options
 from ._results import add_result_options
 
 __all__ = ["add_index_command"]
@@ -64,9 +64,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from ..image._index import build_index
+    from ..transports import Location
     from ._options import progress_for
     from ._results import extra_tags, report_result
 
+    location = Location.parse(args.dest)
+    if args.append and location.kind == "oci" and not location.tag:
+        # Without a tag the new index would sit beside the old one, not replace it.
+        raise UsageError(f"index append needs the index's tag: oci:{location.path}:TAG")
     tags = extra_tags(args, args.dest)
     progress = progress_for(args, "indexing")
     result = build_index(

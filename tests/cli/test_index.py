@@ -78,6 +78,10 @@ def test_index_in_a_layout_is_valid(
     for tag in ("multi", "latest"):
         raw = json.loads(skopeo_inspect(f"oci:{layout}:{tag}", raw=True))
         assert len(raw["manifests"]) == 2
+    untagged = ocibuild(
+        "index", "append", f"oci:{layout}", "--image", images["linux/amd64"], check=False
+    )
+    assert untagged.returncode == 2 and f"oci:{layout}:TAG" in untagged.stderr
 
 
 def test_index_append_to_a_single_image_says_so(

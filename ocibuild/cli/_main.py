@@ -21,13 +21,14 @@ from ._options import (
     add_image_options,
     add_registry_options,
     config_changes,
-    finish,
     layer_options,
     parse_pairs,
     progress_for,
     registry_options,
 )
 from ._pipeline import add_pipeline_commands
+from ._results import add_result_options, extra_tags, report_result
+from ._verbs import add_verb_commands
 
 __all__ = ["main"]
 
@@ -43,11 +44,15 @@ def cmd_append(args: argparse.Namespace) -> int:
     from ..layer import FileTreeLayer, LayerCache, TarballLayer
 
     if not args.sources and not args.tarball:
-        raise UsageError("nothing to append: give SRC[:DEST] paths and/or --tarball FILE")
+        raise UsageError(
+            "nothing to append: give SRC[:DEST] paths and/or --tarball FILE "
+            "(to change only the config or annotations, use ocibuild mutate)"
+        )
     options = layer_options(args)
     changes = config_changes(args)
     annotations = parse_pairs(args.annotation, "annotation")
     reg = registry_options(args, args.base, args.to)
+    tags = extra_tags(args, args.to)
     cache = None if args.no_cache else LayerCache()
 
     layers: list[Any] = [
@@ -81,14 +86,16 @@ def cmd_append(args: argparse.Namespace) -> int:
         registry_options=reg,
         progress=progress,
         as_index=loaded.is_index and all_platforms,
+        extra_tags=tags,
     )
-    finish(args, result, progress)
+    report_result(args, result, progress)
     return 0
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
     from ..image._copy import copy
 
+    tags = extra_tags(args, args.dest)
     progress = progress_for(args, "copying")
     result = copy(
         args.src,
@@ -96,8 +103,9 @@ def cmd_copy(args: argparse.Namespace) -> int:
         platform=args.platform,
         registry_options=registry_options(args, args.src, args.dest),
         progress=progress,
+        extra_tags=tags,
     )
-    finish(args, result, progress)
+    report_result(args, result, progress)
     return 0
 
 
@@ -208,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_image_options(p)
     add_registry_options(p)
+    add_result_options(p)
     p.set_defaults(func=cmd_append)
 
     p = sub.add_parser(
@@ -222,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_registry_options(p)
+    add_result_options(p)
     p.set_defaults(func=cmd_copy)
 
     p = sub.add_parser("inspect", help="show an image's manifest and config")
@@ -264,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.set_defaults(func=cmd_cache_prune)
 
     add_pipeline_commands(sub)
+    add_verb_commands(sub)
     return parser
 
 

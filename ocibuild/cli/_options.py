@@ -67,7 +67,8 @@ def info_lines(args: argparse.Namespace, logger_name: str) -> Iterator[None]:
     """The INFO records of ``logger_name`` (``ocibuild.builders``, ``ocibuild.deployers``) on
     stderr, one line each, while a person is watching: not with ``--json``, nor when stderr is
     not a terminal (with ``OCIBUILD_DEBUG`` the ocibuild handler shows them already)."""
-    if getattr(args, "json", False) or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
+    quiet = getattr(args, "json", False) or getattr(args, "quiet", False)
+    if quiet or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
         yield
         return
     logger = logging.getLogger(logger_name)
@@ -306,7 +307,7 @@ def config_changes(args: argparse.Namespace) -> Any:
 
 def progress_for(args: argparse.Namespace, verb: str) -> Any:
     """A terminal progress line when stderr is a terminal and ``--json`` is off."""
-    if getattr(args, "json", False) or not sys.stderr.isatty():
+    if getattr(args, "json", False) or getattr(args, "quiet", False) or not sys.stderr.isatty():
         return None
     from ._progress import TerminalProgress
 

@@ -26,6 +26,7 @@ from ._options import (
     info_lines,
     parse_command,
 )
+from ._results import add_result_options, check_output_options, write_result_files
 
 __all__ = ["add_pipeline_commands"]
 
@@ -41,6 +42,7 @@ def add_pipeline_commands(subparsers: Any) -> None:
     )
     _add_build_arguments(p)
     _add_push_target(p)
+    add_result_options(p, tags=False)
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -57,6 +59,7 @@ def add_pipeline_commands(subparsers: Any) -> None:
     )
     _add_build_arguments(p)
     _add_push_target(p)
+    add_result_options(p, tags=False, quiet=False)
     add_deployer_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -312,6 +315,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ._components import flag_wording
 
     _check_push_target(args)
+    check_output_options(args)
     with flag_wording():
         builder = _builder(
             args,
@@ -347,6 +351,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         with info_lines(args, "ocibuild.builders"):
             result = build_image(builder)
+        write_result_files(args, result.image, str(result.digest))
         deploy_and_report(
             args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
         )
@@ -354,6 +359,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_build(args: argparse.Namespace, result: Any) -> None:
+    write_result_files(args, result.image, str(result.digest))
     if args.json and result.write is not None:
         print(json.dumps(result.write.to_dict(), indent=2), flush=True)
     else:

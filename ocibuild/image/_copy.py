@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import ManifestError
@@ -9,6 +10,7 @@ from ..oci import Descriptor, Index, Manifest, Platform
 from ..oci._manifest import MAX_INDEX_DEPTH, parse_manifest_or_index
 from ..transports import Location, open_sink, open_source
 from ..transports._base import ImageSource, Progress
+from ..transports._tagging import TaggingSink
 from ._image import Image
 from ._write import BlobWriter, WriteResult, tag_of, write
 
@@ -25,12 +27,14 @@ def copy(
     platform: Platform | str | None = None,
     registry_options: RegistryOptions | None = None,
     progress: Progress | None = None,
+    extra_tags: Sequence[str] = (),
 ) -> WriteResult:
     """Copy what ``src`` names to ``dest``, keeping manifest digests.
 
     An index is copied whole (every platform) unless ``platform`` picks one entry; ``"all"``
     asks for the whole index explicitly. Blobs the destination has are not sent; blobs in
-    another repository of the same registry are mounted.
+    another repository of the same registry are mounted. ``extra_tags`` name the copy too
+    (one manifest put each).
     """
     src_loc = src if isinstance(src, Location) else Location.parse(src)
     dest_loc = dest if isinstance(dest, Location) else Location.parse(dest)
@@ -40,14 +44,18 @@ def copy(
             dest_loc,
             registry_options=registry_options,
             progress=progress,
+            extra_tags=extra_tags,
         )
     if isinstance(platform, str) and platform != "all":
         platform = Platform.parse(platform)
 
     source = open_source(src_loc, registry_options)
     sink = open_sink(dest_loc, registry_options)
-    writer = BlobWriter(sink, progress)
     tag = tag_of(dest_loc)
+    if extra_tags:
+        sink = TaggingSink(sink, extra_tags)
+        tag = tag if tag is not None else extra_tags[0]
+    writer = BlobWriter(sink, progress)
     platforms: list[str] = []
     selected = platform if isinstance(platform, Platform) else None
 

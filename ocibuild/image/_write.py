@@ -30,6 +30,7 @@ from ..transports._base import (
     NullProgress,
     Progress,
 )
+from ..transports._tagging import TaggingSink
 from ._image import Image, SourceLayer, checked_diff_ids
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def write(
     progress: Progress | None = None,
     as_index: bool | None = None,
     tag: str | TagRule | None = None,
+    extra_tags: Sequence[str] = (),
 ) -> WriteResult:
     """Write one image, or several as an index (one per platform), to ``dest``.
 
@@ -98,6 +100,7 @@ def write(
     ``tag`` replaces the tag ``dest`` names (a registry or a layout): a string, or a function of
     the manifest digest, called just before the manifest is put, for a tag that changes
     exactly when the image does without a pass over the layers to work it out first.
+    ``extra_tags`` name the same image too: each is one more manifest put, nothing else.
     """
     if isinstance(images, Image):
         images = (images,)
@@ -110,6 +113,9 @@ def write(
     else:
         sink, location = dest, None
     top_tag = tag if tag is not None else tag_of(location)
+    if extra_tags:
+        sink = TaggingSink(sink, extra_tags)
+        top_tag = top_tag if top_tag is not None else extra_tags[0]
     writer = BlobWriter(sink, progress)
 
     def body() -> Descriptor:

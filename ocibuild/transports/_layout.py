@@ -48,7 +48,15 @@ from ..oci._layer import BlobStream, Layer, LayerDigests
 from ._base import BlobOutcome
 from ._staging import TEMP_PREFIX, locked_temp_dir, locked_temp_file, reclaim_stale
 
-__all__ = ["REF_NAME", "FileChunks", "LayoutSink", "LayoutSource", "check_written", "write_atomic"]
+__all__ = [
+    "REF_NAME",
+    "FileChunks",
+    "LayoutSink",
+    "LayoutSource",
+    "check_written",
+    "layout_tags",
+    "write_atomic",
+]
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _CHUNK = 1 << 20
@@ -211,6 +219,16 @@ def _as_transport_error() -> Iterator[None]:
         yield
     except ManifestError as err:
         raise TransportError(str(err)) from err
+
+
+def layout_tags(path: str | Path) -> list[str]:
+    """The tags of the layout at ``path``, in ``index.json`` order."""
+    layout = _Layout(path)
+    if not layout.root.is_dir():
+        raise NotFoundError(f"no OCI layout at {layout.root}: not a directory")
+    layout.check_header()
+    names = (d.annotations.get(REF_NAME) for d in layout.entries())
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def _tags(entries: list[Descriptor]) -> str:

@@ -134,8 +134,12 @@ def start_registry(
     credentials: BasicCredentials | None = None,
     tls: TLSFiles | None = None,
     token_server: TokenServer | None = None,
+    delete_enabled: bool = True,
 ) -> Iterator[Registry]:
-    """Run a registry with its storage and logs under `workdir`; stop it on exit."""
+    """Run a registry with its storage and logs under `workdir`; stop it on exit.
+
+    `delete_enabled=False` runs it as Docker Distribution ships: manifest DELETE refused (405).
+    """
     binary = require("docker-registry")
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +148,8 @@ def start_registry(
         port = _free_port()
         config_path = workdir / "config.yml"
         # JSON is YAML, and needs no escaping rules of its own.
-        config_path.write_text(json.dumps(_config(data_dir, port, tls, auth), indent=2))
+        config = _config(data_dir, port, tls, auth, delete_enabled)
+        config_path.write_text(json.dumps(config, indent=2))
         log_path, stderr_path = workdir / "access.log", workdir / "registry.log"
         with log_path.open("wb") as out, stderr_path.open("wb") as err:
             process = subprocess.Popen([binary, "serve", str(config_path)], stdout=out, stderr=err)
@@ -190,7 +195,11 @@ class _PortTaken(RuntimeError):
 
 
 def _config(
-    data_dir: Path, port: int, tls: TLSFiles | None, auth: dict[str, Any] | None
+    data_dir: Path,
+    port: int,
+    tls: TLSFiles | None,
+    auth: dict[str, Any] | None,
+    delete_enabled: bool = True,
 ) -> dict[str, Any]:
     http: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)}
     if tls is not None:
@@ -200,7 +209,7 @@ def _config(
         "log": {"level": "info", "accesslog": {"disabled": False}},
         "storage": {
             "filesystem": {"rootdirectory": str(data_dir)},
-            "delete": {"enabled": True},
+            "delete": {"enabled": delete_enabled},
             "maintenance": {"uploadpurging": {"enabled": False}},
         },
         "http": http,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import httpx
 
@@ -19,6 +20,7 @@ from ...oci._fields import MAX_DOCUMENT, load_json
 from ...oci._layer import BlobStream
 from ._challenge import repository_scope
 from ._connection import Connection
+from ._errors import error_codes
 from ._options import RegistryOptions
 from ._retry import clean, describe
 from ._upload import UploadResult, upload_blob
@@ -184,9 +186,13 @@ class RegistryClient:
             finally:
                 response.close()
 
-    def tags(self, repository: str) -> list[str]:
-        """Every tag of ``repository`` (following ``Link`` pagination)."""
-        url: str | None = f"/v2/{repository}/tags/list?n=1000"
+    def tags(self, repository: str, *, page_size: int = 1000) -> list[str]:
+        """Every tag of ``repository``, page by page (``?n=&last=``).
+
+        The next page is the ``Link: <...>; rel="next"`` the registry sends; one that sends no
+        Link but filled the page is asked again from the last tag it gave, as the spec allows.
+        """
+        url: str | None = f"/v2/{repository}/tags/list?n={page_size}"
         found: list[str] = []
         while url is not None:
             response = self.connection.request(
@@ -196,9 +202,41 @@ class RegistryClient:
             )  # fmt: skip
             if response.status_code == 404:
                 raise NotFoundError(f"repository '{self.registry}/{repository}' not found")
-            found += list(response.json().get("tags") or [])
+            page = _tag_page(response, f"{self.registry}/{repository}")
+            # A registry that ignores ``last`` would send the same page forever: stop there.
+            moved = bool(page) and (not found or page[-1] != found[-1])
+            found += page if moved else []
             url = _next_link(response)
+            if url is None and moved and len(page) >= page_size:
+                url = f"/v2/{repository}/tags/list?" + urlencode({"n": page_size, "last": page[-1]})
         return found
+
+    def delete_manifest(self, repository: str, digest: Digest) -> None:
+        """DELETE the manifest ``digest`` (every tag on it goes with it).
+
+        Docker Distribution refuses with 405 UNSUPPORTED unless its storage allows deletes;
+        that answer becomes one line naming the setting.
+        """
+        name = f"{self.registry}/{repository}@{digest}"
+        what = f"deleting {name}"
+        response = self.connection.request(
+            "DELETE", f"/v2/{repository}/manifests/{digest}", what=what, repository=repository,
+            scopes=(repository_scope(repository, "pull", "push", "delete"),),
+            ok=(200, 202, 204, 404, 405),
+        )  # fmt: skip
+        response.read()
+        response.close()
+        if response.status_code == 404:
+            raise NotFoundError(f"image '{name}' not found")
+        if response.status_code == 405:
+            codes, _ = error_codes(response)
+            raise RegistryError(
+                f"{what}: {self.registry} does not allow deleting manifests (405 "
+                f"{', '.join(codes) or 'Method Not Allowed'}); Docker Distribution needs "
+                "REGISTRY_STORAGE_DELETE_ENABLED=true (storage.delete.enabled in its config)",
+                status=405,
+                codes=codes,
+            )
 
     # -- writes (the upload steps are in _upload.py) -----------------------------------------
 
@@ -267,6 +305,17 @@ def _verify_manifest(data: bytes, identifier: str, name: str) -> Digest:
     expected = Digest.parse(identifier)
     expected.verify(data, name)
     return expected
+
+
+def _tag_page(response: httpx.Response, name: str) -> list[str]:
+    """The ``tags`` of one tags/list answer; a body that is not that is a registry error."""
+    body = load_json(response.content, f"the tag list of {name}")
+    tags = body.get("tags") if isinstance(body, dict) else None
+    if tags is None:
+        return []  # Docker Distribution answers "tags": null for a repository with none
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise RegistryError(f"listing tags of {name}: the answer's 'tags' is not a list of names")
+    return tags
 
 
 def _next_link(response: httpx.Response) -> str | None:

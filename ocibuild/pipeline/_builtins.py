@@ -57,9 +57,9 @@ def ocibuild_builders() -> Mapping[str, BuilderFactory]:
 def ocibuild_context_stores() -> Mapping[str, ContextStoreFactory]:
     """``s3`` (an S3 or S3-compatible bucket) and ``pvc`` (a PersistentVolumeClaim): where a
     cluster build's context waits for its pod."""
-    from .context_stores import S3ContextStore
+    from .context_stores import PvcContextStore, S3ContextStore
 
-    return {"s3": S3ContextStore}
+    return {"s3": S3ContextStore, "pvc": PvcContextStore}
 
 
 @hookimpl

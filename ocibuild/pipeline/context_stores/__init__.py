@@ -7,6 +7,7 @@ heavy clients are imported when a context is first stored.
 """
 
 from .._errors import ContextStoreError
+from .pvc import PvcContextStore
 from .s3 import S3ContextStore
 
-__all__ = ["ContextStoreError", "S3ContextStore"]
+__all__ = ["ContextStoreError", "PvcContextStore", "S3ContextStore"]

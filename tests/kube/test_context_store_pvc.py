@@ -210,3 +210,32 @@ def test_a_stream_of_unknown_size_is_stored_whole_by_the_builtin_pvc_store(
     assert (volume / "ocibuild" / "contexts" / "piped.tar.gz").read_bytes() == data
     store.delete(url)
     assert not (volume / "ocibuild" / "contexts" / "piped.tar.gz").exists()
+
+
+def test_an_uploader_that_cannot_start_is_one_line_and_is_deleted(
+    kube_cluster: KubeCluster, kube_namespace: str
+) -> None:
+    # A claim no volume binds: the real scheduler keeps the uploader pod Pending.
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "unbound", "namespace": kube_namespace},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    kube_cluster.apply([claim])
+    store = PvcContextStore(
+        "unbound", namespace=kube_namespace, config_file=kube_cluster.kubeconfig, timeout=3
+    )
+
+    with pytest.raises(ContextStoreError) as err:
+        store.put(io.BytesIO(b"ctx"), "k")
+
+    message = str(err.value)
+    assert message.startswith(f"pvc: the uploader pod {kube_namespace}/ocibuild-context-upload-")
+    assert "did not start within 3 s (Unschedulable: " in message
+    assert "\n" not in message
+    assert _uploader_pods(kube_cluster, kube_namespace) == []

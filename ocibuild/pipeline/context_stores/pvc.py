@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 from ..._errors import DigestMismatchError, InvalidOptionError
 from .._errors import ContextStoreError
-from .._protocols import ExecutorContext
+from .._protocols import ExecutorContext, VolumeMount
 from ._common import normal_prefix, opened, read_exact
 
 __all__ = ["DEFAULT_IMAGE", "DEFAULT_MOUNT", "DEFAULT_PREFIX", "PvcContextStore", "parse_pvc_url"]
@@ -127,8 +127,10 @@ class PvcContextStore:
     def delete(self, url: str) -> None:
         """Remove the file at ``url``; one already gone (or a claim gone) is fine."""
         namespace, claim, path = parse_pvc_url(url)
-        store = self if claim == self.pvc_name else copy.copy(self)
-        store.pvc_name = claim
+        store = self
+        if claim != self.pvc_name:  # a URL another store of this cluster wrote
+            store = copy.copy(self)
+            store.pvc_name = claim
         if store._claim(namespace) is None:
             return
         with _Uploader(store, namespace) as pod:
@@ -140,11 +142,9 @@ class PvcContextStore:
         """The claim mounted read-only at ``mount_path``; Kaniko's ``tar://`` context."""
         _, claim, path = parse_pvc_url(url)
         volume = {"name": VOLUME, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-        mount = {"name": VOLUME, "mountPath": self.mount_path, "readOnly": True}
+        mount: VolumeMount = {"name": VOLUME, "mountPath": self.mount_path, "readOnly": True}
         return ExecutorContext(
-            f"tar://{self.mount_path.rstrip('/')}/{path}",
-            volumes=(volume,),
-            volume_mounts=(mount,),  # type: ignore[arg-type]
+            f"tar://{self.mount_path.rstrip('/')}/{path}", volumes=(volume,), volume_mounts=(mount,)
         )
 
     # -- steps -----------------------------------------------------------------------

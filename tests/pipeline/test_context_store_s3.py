@@ -90,6 +90,29 @@ def test_a_large_context_is_a_multipart_upload_read_once_from_a_pipe(aws: MotoSe
         assert hashlib.sha256(answer.read()).digest() == hashlib.sha256(data).digest()
 
 
+@pytest.mark.parametrize("size", [1000, 2 * MIN_CHUNKSIZE + 1], ids=["one-part", "multipart"])
+def test_without_checksums_the_upload_is_checked_by_its_etag(aws: MotoServer, size: int) -> None:
+    data = os.urandom(size)
+    store = _store(
+        aws, checksums="false", multipart_threshold=MiB, multipart_chunksize=MIN_CHUNKSIZE
+    )
+
+    url = store.put(io.BytesIO(data), "plain")
+
+    key = url.removeprefix(f"s3://{BUCKET}/")
+    head = aws.client().head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    assert "ChecksumSHA256" not in head
+    assert head["ETag"].strip('"').endswith("-3" if size > MiB else hashlib.md5(data).hexdigest())
+    # The ETag check is what passed: the same object with other bytes fails it.
+    aws.client().put_object(Bucket=BUCKET, Key=key, Body=os.urandom(size))
+    from ocibuild.pipeline.context_stores.s3 import HashingReader
+
+    sent = HashingReader(io.BytesIO(data), MIN_CHUNKSIZE)
+    sent.read()
+    with pytest.raises(DigestMismatchError, match=r"as ETag \S+, not the MD5"):
+        store.verify(url, sent, multipart=size > MiB)
+
+
 def test_the_presigned_url_expires_as_configured_and_needs_no_credentials(
     aws: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -71,6 +71,8 @@ class S3ContextStore:
     a Secret in the build's namespace holding ``AWS_ACCESS_KEY_ID`` and
     ``AWS_SECRET_ACCESS_KEY`` (and optionally ``AWS_SESSION_TOKEN``) for the build pod.
     ``presign_expiry``: seconds the URL of :attr:`ExecutorContext.fetch_url` stays valid.
+    ``checksums=False``: send no SHA-256 checksums, for S3-compatible stores that refuse them
+    (some older MinIO, Ceph and other releases); the upload is then checked by size and ETag.
     """
 
     name = "s3"
@@ -89,6 +91,7 @@ class S3ContextStore:
         multipart_chunksize: int | str = DEFAULT_CHUNKSIZE,
         max_concurrency: int | str = 4,
         presign_expiry: int | str = DEFAULT_EXPIRY,
+        checksums: bool | str = True,
     ) -> None:
         self.bucket, from_url = _split_bucket(bucket)
         if from_url is not None and prefix is not None:
@@ -112,6 +115,7 @@ class S3ContextStore:
                 f"s3: presign_expiry {presign_expiry!r} is over {MAX_EXPIRY} s (7 days), the "
                 "longest a SigV4 presigned URL lives"
             )
+        self.checksums = _flag("checksums", checksums, True)
         self._region = region
         self._lock = threading.Lock()
         self._client: Any = None
@@ -160,7 +164,9 @@ class S3ContextStore:
         )
         # Parts read ahead of their upload: what bounds the store's memory.
         config.max_in_memory_upload_chunks = self.max_concurrency + 1
-        extra = {"ChecksumAlgorithm": "SHA256", "ContentType": CONTENT_TYPE}
+        extra = {"ContentType": CONTENT_TYPE}
+        if self.checksums:
+            extra["ChecksumAlgorithm"] = "SHA256"
         with opened("s3", context) as source:
             reader = HashingReader(source, self.multipart_chunksize)
             with self._errors("uploading the build context to", url):
@@ -257,6 +263,8 @@ class S3ContextStore:
             connect_timeout=15,
             read_timeout=60,
             retries={"mode": "standard", "max_attempts": 5},
+            # Without checksums, none of botocore's own either (CRC32 since 1.36).
+            request_checksum_calculation="when_supported" if self.checksums else "when_required",
         )
         return session.client("s3", endpoint_url=self.endpoint_url, config=config)
 

@@ -20,6 +20,7 @@ from tests.support import (
     BaseInRegistry,
     DockerArchive,
     FaultProxy,
+    MotoServer,
     OCISchema,
     Registry,
     TokenServer,
@@ -29,6 +30,7 @@ from tests.support import (
     make_docker_archive,
     make_tls_files,
     new_credentials,
+    start_moto_server,
     start_registry,
 )
 
@@ -50,6 +52,20 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("OCIBUILD_CACHE_DIR", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 on loopback, for the whole session; see the ``s3_server`` fixture."""
+    with start_moto_server(tmp_path_factory.mktemp("moto")) as running:
+        yield running
+
+
+@pytest.fixture
+def s3_server(moto_server: MotoServer) -> MotoServer:
+    """moto's S3, emptied (and not checking credentials) for this test."""
+    moto_server.reset()
+    return moto_server
 
 
 @pytest.fixture(scope="session")

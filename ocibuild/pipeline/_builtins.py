@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from ._hookspecs import (
     BuilderFactory,
+    ContextStoreFactory,
     DeployerFactory,
     PodSpecMutatorFactory,
     PreprocessorFactory,
@@ -19,6 +20,7 @@ from ._hookspecs import (
 
 __all__ = [
     "ocibuild_builders",
+    "ocibuild_context_stores",
     "ocibuild_deployers",
     "ocibuild_pod_spec_mutators",
     "ocibuild_preprocessors",
@@ -49,6 +51,15 @@ def ocibuild_builders() -> Mapping[str, BuilderFactory]:
     from .builders import AppendBuilder, DockerBuilder
 
     return {"append": AppendBuilder, "docker": DockerBuilder}
+
+
+@hookimpl
+def ocibuild_context_stores() -> Mapping[str, ContextStoreFactory]:
+    """``s3`` (an S3 or S3-compatible bucket) and ``pvc`` (a PersistentVolumeClaim): where a
+    cluster build's context waits for its pod."""
+    from .context_stores import PvcContextStore, S3ContextStore
+
+    return {"s3": S3ContextStore, "pvc": PvcContextStore}
 
 
 @hookimpl

@@ -4,6 +4,7 @@ OCIBuildError
 ├── PluginError                   a plugin failed to load, clashed, or broke a hook
 └── PipelineError                 preprocess / build / deploy failed
     ├── DependencyError           requirements could not be resolved into wheels
+    ├── ContextStoreError         a context store could not store or delete a build context
     └── DeployError               a deployer could not run the image
         ├── NoClusterError        no Kubernetes configuration or cluster was found
         ├── WorkloadFailedError   the workload ran and failed (reason, pod, exit code, log)
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from .._errors import OCIBuildError
 
 __all__ = [
+    "ContextStoreError",
     "DependencyError",
     "DeployError",
     "DockerBuildError",
@@ -53,6 +55,16 @@ class PipelineError(OCIBuildError):
 
 class DependencyError(PipelineError):
     """Requirements could not be turned into wheels for the target image."""
+
+
+class ContextStoreError(PipelineError):
+    """A context store could not store, check or delete a build context: ``store`` names it
+    (``s3``, ``pvc``), ``code`` is the service's own error code when it gave one."""
+
+    def __init__(self, message: str, *, store: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.store = store
+        self.code = code
 
 
 class DockerBuildError(PipelineError):

@@ -26,6 +26,7 @@ from ._kubeflow import (
     find_kubeflow_dir,
     install_kubeflow,
 )
+from ._moto import MotoServer, start_moto_server
 from ._operators import INFERENCE_SERVICE, KSERVE_CONTAINER, KServeStandIn
 from ._registry import BasicCredentials, Registry, new_credentials, start_registry
 from ._schema import LayoutSummary, OCISchema, SchemaViolation
@@ -65,6 +66,7 @@ __all__ = [
     "LayoutSummary",
     "LoggedRequest",
     "MissingToolError",
+    "MotoServer",
     "OCISchema",
     "Registry",
     "Scenario",
@@ -88,6 +90,7 @@ __all__ = [
     "skopeo_copy",
     "skopeo_inspect",
     "start_kube_cluster",
+    "start_moto_server",
     "start_registry",
     "umoci_unpack",
     "wait_for",

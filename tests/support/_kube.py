@@ -205,7 +205,10 @@ def _create_flags(bin_dir: Path) -> list[str]:
     for flag, tool in binaries.items():
         flags += [flag, str(bin_dir / tool)]
     # An empty --kubeconfig keeps kwokctl from merging the cluster into the user's own.
-    return [*flags, "--enable-crds", "Stage,Logs,ClusterLogs", "--kubeconfig=", "--wait", "2m"]
+    # ClusterExec: `kubectl exec` runs on this host in a directory the test names (the pvc
+    # context store's uploads).
+    crds = "Stage,Logs,ClusterLogs,ClusterExec"
+    return [*flags, "--enable-crds", crds, "--kubeconfig=", "--wait", "2m"]
 
 
 def _refuse_downloads(plan: str) -> None:

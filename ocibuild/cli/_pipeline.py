@@ -12,6 +12,7 @@ installed plugins and the names they provide.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
@@ -22,8 +23,10 @@ from ._options import (
     UsageError,
     add_destination,
     add_image_options,
+    add_progress_options,
     add_registry_options,
     info_lines,
+    progress_for,
 )
 
 __all__ = ["add_pipeline_commands"]
@@ -109,6 +112,7 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
     _add_builder_options(p)
     add_image_options(p)
     add_registry_options(p)
+    add_progress_options(p)
     # Python code needs a Python base: scratch (the append default) is never right here.
     # (the same default as builders.append.default_base_image, without importing the builder)
     p.set_defaults(base="python:{}.{}-slim".format(*sys.version_info[:2]))
@@ -161,7 +165,7 @@ def _preprocessor(args: argparse.Namespace) -> Any:
     return create("preprocessor", name, options)
 
 
-def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
+def _builder(args: argparse.Namespace, preprocessor: Any, progress: Any, **dest: Any) -> Any:
     """The builder ``--builder`` names, given the options it takes; a flag given for an option
     it does not take is a usage error naming the builder (like the deployer flags)."""
     from ..pipeline._plugins import lookup
@@ -192,6 +196,8 @@ def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
         ]
 
     offer("preprocessor", preprocessor)
+    if params.takes("progress"):
+        options["progress"] = progress
     offer("base_image", args.base)
     offer("platform", args.platform, *flags(("--platform", args.platform)))
     offer("python_version", args.python_version, *flags(("--python-version", args.python_version)))
@@ -246,9 +252,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     """``ocibuild build``: print the written reference (or the write as JSON)."""
     from ..pipeline._run import build_image
 
-    builder = _builder(args, _preprocessor(args), to=args.to)
-    with info_lines(args, "ocibuild.builders"):
+    progress = progress_for(args, "building")
+    builder = _builder(args, _preprocessor(args), progress, to=args.to)
+    with _builder_lines(args, builder, progress):
         result = build_image(builder)
+    progress.close()
     if not args.dry_run_build:  # a dry run printed the Dockerfile and the context instead
         _print_build(args, result)
     return 0
@@ -262,20 +270,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     if bool(args.to) == bool(args.registry):
         raise UsageError("give exactly one of --to REF and --registry HOST[/NAMESPACE]")
     choice = choose_deployer(args)  # before the build: a bad option costs no push
+    progress = progress_for(args, "building")
     builder = _builder(
         args,
         _preprocessor(args),
+        progress,
         to=args.to,
         registry=args.registry,
         image_name=args.image_name,
         tag=args.tag,
     )
-    with info_lines(args, "ocibuild.builders"):
+    with _builder_lines(args, builder, progress):
         result = build_image(builder)
+    progress.close()
     deploy_and_report(
         args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
     )
     return 0
+
+
+def _builder_lines(args: argparse.Namespace, builder: Any, progress: Any) -> Any:
+    """The builder's INFO lines on a terminal, unless it reports its steps to ``progress``."""
+    if getattr(builder, "progress", None) is progress:
+        return contextlib.nullcontext()
+    progress.stop()  # the builder shows its own output (the docker builder's steps)
+    return info_lines(args, "ocibuild.builders")
 
 
 def _print_build(args: argparse.Namespace, result: Any) -> None:

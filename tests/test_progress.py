@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import pty
 import select
@@ -214,3 +215,24 @@ def test_build_shows_its_steps(tmp_path: Path, base_layout: BaseImage) -> None:
     assert steps[:2] == ["preprocess", "resolve base"], proc.stderr
     assert any(step.startswith("written") for step in steps), proc.stderr
     assert steps[-1].startswith("building"), proc.stderr
+
+
+def test_run_json_keeps_stdout_for_the_json_document(
+    tmp_path: Path, base_layout: BaseImage
+) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("print('hello from the run')\n")
+    base = f"oci:{base_layout.path}:{base_layout.tag}"
+    argv = [sys.executable, "-m", "ocibuild", "run", str(app), "--base", base, "--json"]
+    argv += ["--to", f"oci:{tmp_path / 'ran'}:t", "--python-version", "3.12", "-d", "local"]
+    for on_pty in (False, True):
+        if on_pty:  # stdout stays the JSON whether stderr is a terminal or not
+            proc, drawn = _on_pty(argv, _env(tmp_path))
+            stderr = drawn.decode(errors="replace")
+        else:
+            piped = subprocess.run(argv, capture_output=True, env=_env(tmp_path))
+            proc, stderr = piped, piped.stderr.decode()
+        assert proc.returncode == 0, stderr
+        document = json.loads(proc.stdout)  # all of stdout, and nothing else
+        assert document["state"] == "Succeeded"
+        assert "hello from the run" in stderr

@@ -190,6 +190,8 @@ class TerminalProgress(PlainProgress):
             console=self.console,
             refresh_per_second=8,
             transient=True,
+            # stdout holds results (a reference, JSON) even when it is this terminal too.
+            redirect_stdout=False,
         )
         self.tasks: dict[str, TaskID] = {}
         self.total = self.bars.add_task(verb, total=None)

@@ -17,7 +17,7 @@ import pyte
 
 from ocibuild.cli._progress import PlainProgress, shorten
 from ocibuild.image._inspect import human_bytes
-from tests.support._images import BaseImage
+from tests.support._images import BaseImage, BaseInRegistry
 from tests.support._registry import Registry
 
 COLUMNS, ROWS = 80, 40
@@ -236,3 +236,20 @@ def test_run_json_keeps_stdout_for_the_json_document(
         document = json.loads(proc.stdout)  # all of stdout, and nothing else
         assert document["state"] == "Succeeded"
         assert "hello from the run" in stderr
+
+
+def test_a_copy_of_an_index_on_80_columns_leaves_a_line_per_blob(
+    tmp_path: Path, base_in_registry: BaseInRegistry
+) -> None:
+    dest = f"oci:{tmp_path / 'copied'}:t"
+    argv = [sys.executable, "-m", "ocibuild", "copy", base_in_registry.multi, dest]
+    proc, drawn = _on_pty(argv, _env(tmp_path))
+    assert proc.returncode == 0, drawn.decode(errors="replace")
+    lines = _screen(drawn)
+    # A layer both platforms share may be found there already ("exists") by the second.
+    blobs = [line for line in lines if line.startswith(("written ", "exists "))]
+    manifests = [line for line in lines if line.startswith("manifest ")]
+    assert {m.split()[1].rstrip(":") for m in manifests} == {"linux/amd64", "linux/arm64"}, lines
+    assert lines[-1].startswith(f"copying: {len(blobs)} blobs ("), lines
+    # The blobs, the two manifests, the index and the totals: nothing left by a redraw.
+    assert len(lines) == len(blobs) + 4, "\n".join(lines)

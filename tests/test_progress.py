@@ -137,6 +137,8 @@ def test_a_500_mb_push_on_80_columns_leaves_a_few_lines_and_the_totals(
     # Before: one 'appending …' line per redraw wrapped onto the next (43 on an 80-column
     # terminal). Now: the base, the layer, the manifest and the totals.
     assert len(lines) <= 6, "\n".join(lines)
+    # A row wider than the screen wraps, and the redraw leaves its second half behind.
+    assert not any("━" in line or "/s" in line for line in lines), "\n".join(lines)
     assert "\x1b" in drawn.decode(errors="replace"), "nothing was redrawn in place"
     assert b"%" in drawn  # the layer's share of its known total was drawn on the way
     assert lines[0].startswith("resolve base: scratch")

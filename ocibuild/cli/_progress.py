@@ -168,25 +168,29 @@ class TerminalProgress(PlainProgress):
             TaskProgressColumn,
             TextColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
         from rich.table import Column
 
         super().__init__(stream, verb=verb)
         width = _columns(stream)
         self.console = Console(file=stream, width=width, force_terminal=True, highlight=False)
-        # The label gets what the bar, sizes, speed and time leave (about 50 columns).
-        self.label_width = max(width - 52, 12)
+        # Every column but the label has a fixed width (bar 12, "100%", "476.8/476.8 MiB",
+        # "476.8 MiB/s", "0:00:03", the gaps between them): the label gets the rest, so a
+        # row never wraps (a wrapped row is left behind on screen by the next redraw).
+        wide = width >= 72
+        self.label_width = max(width - (58 if wide else 24), 8)
+        label = TextColumn(
+            "{task.description}",
+            table_column=Column(no_wrap=True, overflow="ellipsis", width=self.label_width),
+        )
+        columns: list[Any] = [label]
+        if wide:
+            columns += [BarColumn(bar_width=12)]
+        columns += [TaskProgressColumn(), DownloadColumn(binary_units=True)]
+        if wide:
+            columns += [_speed_column(), TimeRemainingColumn()]
         self.bars: RichProgress = Progress(
-            TextColumn(
-                "{task.description}",
-                table_column=Column(no_wrap=True, overflow="ellipsis", width=self.label_width),
-            ),
-            BarColumn(bar_width=12),
-            TaskProgressColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            *columns,
             console=self.console,
             refresh_per_second=8,
             transient=True,
@@ -252,6 +256,19 @@ class TerminalProgress(PlainProgress):
     def _line(self, text: str) -> None:
         # Above the live area while it draws; after it stopped, a line of its own.
         self.console.print(text, no_wrap=True, overflow="ellipsis", crop=True, markup=False)
+
+
+def _speed_column() -> Any:
+    """Speed in the binary units the sizes use (rich's own column speaks MB/s next to MiB)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class Speed(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            shown = f"{human_bytes(task.speed)}/s" if task.speed else ""
+            return Text(shown.rjust(11), style="progress.data.speed")
+
+    return Speed()
 
 
 def _columns(stream: TextIO) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._options import UsageError, add_registry_options, registry_options
+from ._options import UsageError, add_quiet_option, add_registry_options, registry_options
 from ._results import add_result_options
 
 __all__ = ["add_index_command"]
@@ -60,6 +60,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_registry_options(p)
     add_result_options(p)
+    add_quiet_option(p)
 
 
 def cmd_index(args: argparse.Namespace) -> int:

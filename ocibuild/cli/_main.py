@@ -19,12 +19,14 @@ from ._options import (
     UsageError,
     add_destination,
     add_image_options,
+    add_progress_options,
     add_registry_options,
     config_changes,
     layer_options,
     parse_pairs,
     progress_for,
     registry_options,
+    run_command,
 )
 from ._pipeline import add_pipeline_commands
 from ._results import add_result_options, extra_tags, report_result
@@ -42,6 +44,7 @@ def cmd_append(args: argparse.Namespace) -> int:
     from ..image._image import load
     from ..image._write import write
     from ..layer import FileTreeLayer, LayerCache, TarballLayer
+    from ..transports._base import phase
 
     if not args.sources and not args.tarball:
         raise UsageError(
@@ -64,7 +67,12 @@ def cmd_append(args: argparse.Namespace) -> int:
 
     all_platforms = args.platform == "all"
     platform = None if all_platforms else args.platform
-    loaded = load(args.base, platform=platform, all_platforms=all_platforms, registry_options=reg)
+    progress = progress_for(args, "appending")
+    with phase(progress, "resolve base") as step:
+        loaded = load(
+            args.base, platform=platform, all_platforms=all_platforms, registry_options=reg
+        )
+        step.detail = args.base
     created_by = "ocibuild append " + " ".join(
         [*(f"--tarball {t}" for t in args.tarball), *args.sources]
     )
@@ -79,7 +87,6 @@ def cmd_append(args: argparse.Namespace) -> int:
             image = image.with_annotations(annotations)
         images.append(image)
 
-    progress = progress_for(args, "appending")
     result = write(
         images,
         args.to,
@@ -216,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_image_options(p)
     add_registry_options(p)
+    add_progress_options(p)
     add_result_options(p)
     p.set_defaults(func=cmd_append)
 
@@ -231,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_registry_options(p)
+    add_progress_options(p)
     add_result_options(p)
     p.set_defaults(func=cmd_copy)
 
@@ -285,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        status = func(args)
+        status = run_command(func, args)
         sys.stdout.flush()  # inside the try: a reader that left is seen here, not at exit
         return status
     except KeyboardInterrupt:

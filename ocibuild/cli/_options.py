@@ -10,7 +10,7 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +23,8 @@ __all__ = [
     "UsageError",
     "add_destination",
     "add_image_options",
+    "add_progress_options",
+    "add_quiet_option",
     "add_registry_options",
     "config_changes",
     "finish",
@@ -31,6 +33,8 @@ __all__ = [
     "parse_pairs",
     "progress_for",
     "registry_options",
+    "run_command",
+    "stop_progress",
 ]
 
 
@@ -67,8 +71,13 @@ def info_lines(args: argparse.Namespace, logger_name: str) -> Iterator[None]:
     """The INFO records of ``logger_name`` (``ocibuild.builders``, ``ocibuild.deployers``) on
     stderr, one line each, while a person is watching: not with ``--json``, nor when stderr is
     not a terminal (with ``OCIBUILD_DEBUG`` the ocibuild handler shows them already)."""
-    quiet = getattr(args, "json", False) or getattr(args, "quiet", False)
-    if quiet or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
+    quiet = getattr(args, "quiet", False) or getattr(args, "progress", None) == "none"
+    if (
+        getattr(args, "json", False)
+        or quiet
+        or not sys.stderr.isatty()
+        or os.environ.get("OCIBUILD_DEBUG")
+    ):
         yield
         return
     logger = logging.getLogger(logger_name)
@@ -305,13 +314,68 @@ def config_changes(args: argparse.Namespace) -> Any:
     )
 
 
-def progress_for(args: argparse.Namespace, verb: str) -> Any:
-    """A terminal progress line when stderr is a terminal and ``--json`` is off."""
-    if getattr(args, "json", False) or getattr(args, "quiet", False) or not sys.stderr.isatty():
-        return None
-    from ._progress import TerminalProgress
+def add_progress_options(parser: argparse.ArgumentParser) -> None:
+    """``--progress auto|plain|none`` and ``-q/--quiet``, for the commands that move blobs."""
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "plain", "none"),
+        default=None,
+        help="how to show progress on stderr: auto (redrawn in place on a terminal, else "
+        "nothing), plain (one line per finished step or blob), none "
+        "(default $OCIBUILD_PROGRESS, else auto)",
+    )
+    add_quiet_option(parser)
 
-    return TerminalProgress(verb=verb)
+
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    """``-q/--quiet``: no progress, no info lines, stdout holds only the result's reference."""
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress; print only the result's reference on stdout",
+    )
+
+
+# The displays progress_for made, so stop_progress can end them before an error is printed.
+_shown: list[Any] = []
+
+
+def progress_for(args: argparse.Namespace, verb: str) -> Any:
+    """The progress display the options ask for: ``auto`` draws on a terminal and shows
+    nothing elsewhere (a one-line error stays one line in a CI log), ``plain`` writes one line
+    per finished step or blob, ``none``, ``-q`` and ``--json`` show nothing."""
+    from ._progress import PlainProgress, SilentProgress, TerminalProgress
+
+    mode = getattr(args, "progress", None) or os.environ.get("OCIBUILD_PROGRESS") or "auto"
+    if mode not in ("auto", "plain", "none"):
+        raise UsageError(f"OCIBUILD_PROGRESS must be auto, plain or none (not {mode!r})")
+    display: Any
+    if getattr(args, "quiet", False) or getattr(args, "json", False) or mode == "none":
+        display = SilentProgress()
+    elif mode == "plain":
+        display = PlainProgress(sys.stderr, verb=verb)
+    elif sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+        display = TerminalProgress(sys.stderr, verb=verb)
+    else:
+        display = SilentProgress()
+    _shown.append(display)
+    return display
+
+
+def stop_progress() -> None:
+    """Stop every display still drawing, so what is printed next starts on a fresh line."""
+    while _shown:
+        _shown.pop().stop()
+
+
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command's handler; however it ends, its progress display has stopped first, so
+    ``interrupted`` or an error is printed on a line of its own."""
+    try:
+        return func(args)
+    finally:
+        stop_progress()
 
 
 def finish(args: argparse.Namespace, result: Any, progress: Any) -> None:

@@ -12,6 +12,7 @@ installed plugins and the names they provide.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -22,9 +23,11 @@ from ._options import (
     Once,
     UsageError,
     add_image_options,
+    add_progress_options,
     add_registry_options,
     info_lines,
     parse_command,
+    progress_for,
 )
 from ._results import add_result_options, check_output_options, write_result_files
 
@@ -59,7 +62,7 @@ def add_pipeline_commands(subparsers: Any) -> None:
     )
     _add_build_arguments(p)
     _add_push_target(p)
-    add_result_options(p, tags=False, quiet=False)
+    add_result_options(p, tags=False)
     add_deployer_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -145,6 +148,7 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
     _add_builder_options(p)
     add_image_options(p)
     add_registry_options(p)
+    add_progress_options(p)
     # Python code needs a Python base: scratch (the append default) is never right here.
     # (the same default as builders.append.default_base_image, without importing the builder)
     p.set_defaults(base="python:{}.{}-slim".format(*sys.version_info[:2]))
@@ -227,7 +231,7 @@ def _preprocessor(args: argparse.Namespace) -> Any:
     return preprocessor
 
 
-def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
+def _builder(args: argparse.Namespace, preprocessor: Any, progress: Any, **dest: Any) -> Any:
     """The builder ``--builder`` names, given the options it takes; a flag given for an option
     it does not take is a usage error naming the builder (like the deployer flags)."""
     from ..pipeline._plugins import lookup
@@ -259,6 +263,8 @@ def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
         ]
 
     offer("preprocessor", preprocessor)
+    if params.takes("progress"):
+        options["progress"] = progress
     offer("base_image", args.base)
     offer("platform", args.platform, *flags(("--platform", args.platform)))
     offer("python_version", args.python_version, *flags(("--python-version", args.python_version)))
@@ -316,17 +322,20 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     _check_push_target(args)
     check_output_options(args)
+    progress = progress_for(args, "building")
     with flag_wording():
         builder = _builder(
             args,
             _preprocessor(args),
+            progress,
             to=args.to,
             registry=args.registry,
             image_name=args.image_name,
             tag=args.tag,
         )
-        with info_lines(args, "ocibuild.builders"):
+        with _builder_lines(args, builder, progress):
             result = build_image(builder)
+    progress.close()
     if not args.dry_run_build:  # a dry run printed the Dockerfile and the context instead
         _print_build(args, result)
     return 0
@@ -340,22 +349,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _check_push_target(args)
     choice = choose_deployer(args)  # before the build: a bad option costs no push
+    progress = progress_for(args, "building")
     with flag_wording():
         builder = _builder(
             args,
             _preprocessor(args),
+            progress,
             to=args.to,
             registry=args.registry,
             image_name=args.image_name,
             tag=args.tag,
         )
-        with info_lines(args, "ocibuild.builders"):
+        with _builder_lines(args, builder, progress):
             result = build_image(builder)
+        progress.close()
         write_result_files(args, result.image, str(result.digest))
         deploy_and_report(
             args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
         )
     return 0
+
+
+def _builder_lines(args: argparse.Namespace, builder: Any, progress: Any) -> Any:
+    """The builder's INFO lines on a terminal, unless it reports its steps to ``progress``."""
+    if getattr(builder, "progress", None) is progress:
+        return contextlib.nullcontext()
+    progress.stop()  # the builder shows its own output (the docker builder's steps)
+    return info_lines(args, "ocibuild.builders")
 
 
 def _print_build(args: argparse.Namespace, result: Any) -> None:

@@ -27,10 +27,9 @@ __all__ = [
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-def add_result_options(
-    parser: argparse.ArgumentParser, *, tags: bool = True, quiet: bool = True
-) -> None:
-    """The options above; ``tags``/``quiet`` False for commands that tag or print otherwise."""
+def add_result_options(parser: argparse.ArgumentParser, *, tags: bool = True) -> None:
+    """The options above (``tags`` False for commands that tag otherwise); ``--quiet`` comes
+    from :func:`add_quiet_option` or, with progress, :func:`add_progress_options`."""
     group = parser.add_argument_group("results")
     if tags:
         group.add_argument(
@@ -50,15 +49,6 @@ def add_result_options(
         metavar="FILE",
         help="write the pinned reference of each tag to FILE, one a line (like ko)",
     )
-    # Another change may give every writing command a --quiet of its own: take that one.
-    flags = [f for f in ("--quiet", "-q") if f not in parser._option_string_actions]
-    if quiet and "--quiet" in flags:
-        group.add_argument(
-            *flags,
-            dest="quiet",
-            action="store_true",
-            help="print only the pinned reference: no progress, no other output",
-        )
 
 
 def check_output_options(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from ._index import add_index_command
-from ._options import UsageError, add_registry_options, registry_options
+from ._options import UsageError, add_quiet_option, add_registry_options, registry_options
 from ._results import add_result_options
 
 __all__ = ["add_verb_commands"]
@@ -147,6 +147,7 @@ def _add_mutate(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_registry_options(p)
     add_result_options(p)
+    add_quiet_option(p)
     p.set_defaults(func=cmd_mutate)
 
 

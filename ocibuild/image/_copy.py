@@ -9,7 +9,7 @@ from .._errors import ManifestError
 from ..oci import Descriptor, Index, Manifest, Platform
 from ..oci._manifest import MAX_INDEX_DEPTH, parse_manifest_or_index
 from ..transports import Location, open_sink, open_source
-from ..transports._base import ImageSource, Progress
+from ..transports._base import ImageSource, Progress, phase
 from ..transports._tagging import TaggingSink
 from ._image import Image
 from ._write import BlobWriter, WriteResult, tag_of, write
@@ -104,4 +104,6 @@ def _copy_index(
         if desc.platform is not None:
             platforms.append(str(desc.platform))
     writer.raw_images(source, children)  # the platforms' blobs go at the same time
-    return writer.sink.put_manifest(data, index.media_type, tag=tag)
+    with phase(writer.progress, "index") as step:
+        step.detail = f"{len(children)} platforms"
+        return writer.sink.put_manifest(data, index.media_type, tag=tag)

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import UploadSessionLostError
 from ..layer._pipeline import prefetched
-from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest, describe
+from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest, Platform, describe
 from ..oci import media_types as mt
 from ..oci._blobs import BytesStream, tar_blob
-from ..oci._layer import BlobStream, Layer, LayerDigests
+from ..oci._layer import BlobStream, Layer, LayerDigests, SizedSource
 from ..transports import Location, mount_origin, open_sink
 from ..transports._base import (
     BlobOutcome,
@@ -29,6 +29,7 @@ from ..transports._base import (
     ImageSource,
     NullProgress,
     Progress,
+    phase,
 )
 from ..transports._tagging import TaggingSink
 from ._image import Image, SourceLayer, checked_diff_ids
@@ -124,7 +125,9 @@ def write(
         children = writer.images(images)
         index = Index(tuple(children), media_type=_index_type(children))
         data = index.to_json()
-        return sink.put_manifest(data, index.media_type, tag=_named(top_tag, data))
+        with phase(writer.progress, "index") as step:
+            step.detail = f"{len(children)} platforms"
+            return sink.put_manifest(data, index.media_type, tag=_named(top_tag, data))
 
     name = str(location) if location is not None else sink.name
     result = writer.transact(body, name, [str(image.platform) for image in images])
@@ -216,7 +219,7 @@ class BlobWriter:
         )
         data = manifest.to_json()
         named = _named(tag, data)
-        desc = self.sink.put_manifest(data, manifest.media_type, tag=named, platform=image.platform)
+        desc = self._put_manifest(data, manifest.media_type, named, image.platform)
         pinned = Descriptor(manifest.media_type, desc.digest, desc.size, platform=image.platform)
         return pinned, [*layer_results, config_result]
 
@@ -273,8 +276,16 @@ class BlobWriter:
             data = manifest.to_json()
         results.append(self._put_config(config_data, manifest.config, str(config.platform)))
         platform = config.platform
-        desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=platform)
+        desc = self._put_manifest(data, manifest.media_type, tag, platform)
         return Descriptor(manifest.media_type, desc.digest, desc.size, platform=platform), results
+
+    def _put_manifest(
+        self, data: bytes, media_type: str, tag: str | None, platform: Platform
+    ) -> Descriptor:
+        with phase(self.progress, f"manifest {platform}") as step:
+            desc = self.sink.put_manifest(data, media_type, tag=tag, platform=platform)
+            step.detail = str(desc.digest)
+        return desc
 
     def _put_config(self, data: bytes, desc: Descriptor, platform: str) -> BlobResult:
         """The config is a blob like any other: it takes its turn in the shared pool."""
@@ -319,9 +330,12 @@ class BlobWriter:
     ) -> tuple[BlobOutcome, _Counting]:
         """Stream ``blob`` (of ``layer``) into the sink, showing its progress."""
         key = f"{id(layer):x}"
-        self.progress.blob_started(key, layer.description, desc.size if desc else None)
+        # A layer being built counts the tar it reads, against the size its stat walk expects.
+        tar_total = layer.expected_tar_size() if isinstance(layer, SizedSource) else None
+        total = tar_total if tar_total is not None else desc.size if desc else None
+        self.progress.blob_started(key, layer.description, total)
         # Read ahead in a thread, so building the layer overlaps with writing it.
-        stream = _Counting(prefetched(blob), self.progress, key, self.cancelled)
+        stream = _Counting(prefetched(blob), self.progress, key, self.cancelled, tar_total)
         try:
             outcome = self.sink.put_blob(stream, desc)
         except BaseException:
@@ -385,13 +399,22 @@ class _Counting(BlobStream):
     """Forwards a stream's chunks, counting bytes, reporting progress, stopping on cancel."""
 
     def __init__(
-        self, inner: BlobStream, progress: Progress, key: str, cancelled: threading.Event
+        self,
+        inner: BlobStream,
+        progress: Progress,
+        key: str,
+        cancelled: threading.Event,
+        tar_total: int | None = None,
     ) -> None:
         self.inner = inner
         self.progress = progress
         self.key = key
         self.cancelled = cancelled
         self.count = 0
+        # Progress is told in the units of the total it was given: tar bytes read, when the
+        # layer announced its tar size and its stream counts them; else blob bytes.
+        self.by_tar = tar_total is not None
+        self.reported = 0
 
     def __next__(self) -> bytes:
         if self.cancelled.is_set():
@@ -400,10 +423,18 @@ class _Counting(BlobStream):
             chunk = next(self.inner)
         except StopIteration:
             self.digests = self.inner.digests
+            self._report()
             raise
         self.count += len(chunk)
-        self.progress.blob_advanced(self.key, len(chunk))
+        self._report()
         return chunk
+
+    def _report(self) -> None:
+        consumed = self.inner.consumed if self.by_tar else None
+        done = self.count if consumed is None else consumed
+        if done > self.reported:
+            self.progress.blob_advanced(self.key, done - self.reported)
+            self.reported = done
 
     def close(self) -> None:
         self.inner.close()

@@ -75,6 +75,14 @@ class FileTreeLayer:
         parts += [f"<bytes>:/{path}" for path in self._extra]
         return ", ".join(parts)
 
+    def expected_tar_size(self) -> int:
+        """The tar's size from the walk: a header per entry, file data in whole blocks.
+
+        PAX records (long names, big ids) add a little more, so progress may end past 100%.
+        """
+        data = sum(e.size + -e.size % _BLOCK for e in self.entries if e.kind == "file")
+        return len(self.entries) * _BLOCK + data + len(_END_OF_ARCHIVE)
+
     def fingerprint(self) -> str:
         """This layer's key in the layer cache: a stat walk, no reads; taken once, like the walk."""
         if self._fingerprint is None:

@@ -96,6 +96,7 @@ class _BlobPipeline(BlobStream):
         self._hasher = hashlib.sha256()
         self._size = 0
         self._done = False
+        self._consumed = 0
 
     def __next__(self) -> bytes:
         """The next piece of the blob: compressed tar chunks gathered to at least ~1 MiB."""
@@ -111,6 +112,7 @@ class _BlobPipeline(BlobStream):
                 if isinstance(item, _End):
                     end, piece = item, self._compressor.flush()
                 else:
+                    self._consumed += len(item)
                     piece = self._compressor.compress(item)
                 pieces.append(piece)
                 gathered += len(piece)
@@ -126,6 +128,10 @@ class _BlobPipeline(BlobStream):
         if not blob_chunk:
             raise StopIteration
         return blob_chunk
+
+    @property
+    def consumed(self) -> int:
+        return self._consumed
 
     def _start(self) -> Iterator[bytes | _End]:
         assert self._tar_chunks is not None
@@ -250,6 +256,10 @@ class _Prefetched(BlobStream):
             raise StopIteration
         return item
 
+    @property
+    def consumed(self) -> int | None:
+        return self._blob.consumed
+
     def close(self) -> None:
         if self._worker is not None:
             self._worker.stop()
@@ -279,6 +289,10 @@ class _Reporting(BlobStream):
                 self._done(self.digests)
                 self._done = None
             raise
+
+    @property
+    def consumed(self) -> int | None:
+        return self._inner.consumed
 
     def close(self) -> None:
         self._inner.close()

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from ._digest import Digest
 
-__all__ = ["BlobStream", "Layer", "LayerDigests"]
+__all__ = ["BlobStream", "Layer", "LayerDigests", "SizedSource"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,12 @@ class BlobStream(Iterator[bytes]):
         self.close()
 
     @property
+    def consumed(self) -> int | None:
+        """Bytes of the source taken so far (the uncompressed tar of a layer being built), for
+        progress; ``None`` when the stream does not count them."""
+        return None
+
+    @property
     def result(self) -> LayerDigests:
         """The digests; raises ``RuntimeError`` if the stream was not read to the end."""
         if self.digests is None:
@@ -88,4 +94,13 @@ class Layer(Protocol):
     @property
     def description(self) -> str:
         """A short label (a path, a tarball, a base layer digest) for progress and errors."""
+        ...
+
+
+@runtime_checkable
+class SizedSource(Protocol):
+    """A layer that knows, before it is built, about how big its uncompressed tar will be."""
+
+    def expected_tar_size(self) -> int:
+        """The tar's size from a stat walk (exact but for PAX records of long names)."""
         ...

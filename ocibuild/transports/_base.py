@@ -6,6 +6,7 @@ Transports are named the way skopeo names them: ``REGISTRY/REPO[:TAG][@DIGEST]``
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -13,7 +14,16 @@ from typing import Literal, Protocol
 from ..oci import Descriptor, Platform
 from ..oci._layer import BlobStream, Layer
 
-__all__ = ["BlobOutcome", "BlobResult", "ImageSink", "ImageSource", "NullProgress", "Progress"]
+__all__ = [
+    "BlobOutcome",
+    "BlobResult",
+    "ImageSink",
+    "ImageSource",
+    "NullProgress",
+    "Phase",
+    "Progress",
+    "phase",
+]
 
 BlobOutcome = Literal["uploaded", "written", "exists", "mounted"]
 
@@ -30,6 +40,12 @@ class Progress(Protocol):
     def blob_finished(self, key: str, outcome: str) -> None:
         """The blob is done: uploaded, written, exists, mounted (or failed)."""
 
+    def phase_started(self, name: str) -> None:
+        """A step that is not one blob (``resolve base``, ``dependencies``, ``manifest``) begins."""
+
+    def phase_finished(self, name: str, detail: str) -> None:
+        """The step ``name`` is over; ``detail`` says what it did (or ``failed``)."""
+
 
 class NullProgress:
     """Progress that shows nothing."""
@@ -42,6 +58,41 @@ class NullProgress:
 
     def blob_finished(self, key: str, outcome: str) -> None:
         pass
+
+    def phase_started(self, name: str) -> None:
+        pass
+
+    def phase_finished(self, name: str, detail: str) -> None:
+        pass
+
+
+class Phase:
+    """What :func:`phase` hands its block: set :attr:`detail` to say what the step did."""
+
+    def __init__(self) -> None:
+        self.detail = ""
+
+
+@contextlib.contextmanager
+def phase(progress: Progress | None, name: str) -> Iterator[Phase]:
+    """Report the block as the step ``name``: started, then finished with its detail.
+
+    A progress object written before phases existed (blob methods only) is still accepted:
+    its phases are not shown.
+    """
+    started = getattr(progress, "phase_started", None)
+    finished = getattr(progress, "phase_finished", None)
+    step = Phase()
+    if started is not None:
+        started(name)
+    try:
+        yield step
+    except BaseException:
+        if finished is not None:
+            finished(name, "failed")
+        raise
+    if finished is not None:
+        finished(name, step.detail)
 
 
 class ImageSource(Protocol):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ...image._image import Image
 from ...layer import Layer, LayerCache, LayerOptions, default_cache_dir
 from ...oci import ContainerConfig, Digest, Platform
+from ...transports._base import phase
 from ...transports._location import Location
 from .._context import BuildContext
 from .._errors import DependencyError, PipelineError
@@ -22,6 +23,7 @@ from ._layers import code_layer, dependency_layer, image_env
 
 if TYPE_CHECKING:
     from ...image._write import TagRule
+    from ...transports._base import Progress
     from ...transports.registry import RegistryOptions
 
 __all__ = ["DEFAULT_IMAGE_NAME", "AppendBuilder", "content_tag", "default_base_image"]
@@ -77,6 +79,7 @@ class AppendBuilder:
         cache: bool = True,
         cache_dir: str | Path | None = None,
         pip_args: Sequence[str] = (),
+        progress: Progress | None = None,
     ) -> None:
         if preprocessor is None:
             raise PipelineError("the append builder needs a preprocessor")
@@ -97,6 +100,7 @@ class AppendBuilder:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.layer_cache = LayerCache(self.cache_dir) if cache else None
         self.pip_args = tuple(pip_args)
+        self.progress = progress  # told each step and blob (the CLI draws them)
         self.image_tag: str | None = None  # Fairing's attribute: the last image written
         self.context: BuildContext | None = None
         if self.to is None and self.push and not self.registry:
@@ -111,17 +115,23 @@ class AppendBuilder:
         """Preprocess, append the layers to the base, write; the image pinned by digest."""
         from ...image._write import write
 
-        context = self.preprocessor.preprocess()
+        with phase(self.progress, "preprocess") as step:
+            context = self.preprocessor.preprocess()
+            step.detail = f"{len(context.files)} files"
         self.context = context
-        base = Image.load(
-            self.base_image, platform=self.platform, registry_options=self.registry_options
-        )
+        with phase(self.progress, "resolve base") as step:
+            base = Image.load(
+                self.base_image, platform=self.platform, registry_options=self.registry_options
+            )
+            step.detail = f"{self.base_image} ({base.platform})"
         self._check_python(context, base)
         image = self._assemble(context, base)
         dest, tag = self._destination()
         pushed = Location.parse(dest).kind == "registry"
         _log.info("pushing to %s" if pushed else "writing %s", dest)
-        result = write(image, dest, registry_options=self.registry_options, tag=tag)
+        result = write(
+            image, dest, registry_options=self.registry_options, tag=tag, progress=self.progress
+        )
         self.image_tag = result.reference
         return BuildResult(result.reference, result.digest, pushed, context, result)
 
@@ -186,14 +196,16 @@ class AppendBuilder:
                 flags=f"{where}: give --python-version X.Y for the dependency layer",
             )
         target = PythonTarget(base.platform, version, platform_tags=self.platform_tags)
-        return dependency_layer(
-            context,
-            target,
-            self.layer_options,
-            self.layer_cache,
-            cache_dir=self.cache_dir,
-            pip_args=self.pip_args,
-        )
+        with phase(self.progress, "dependencies") as step:
+            step.detail = f"{context.requirements.origin} for {target.describe()}"
+            return dependency_layer(
+                context,
+                target,
+                self.layer_options,
+                self.layer_cache,
+                cache_dir=self.cache_dir,
+                pip_args=self.pip_args,
+            )
 
     def _destination(self) -> tuple[str, str | TagRule | None]:
         """Where to write, and the tag to give it there (``None``: the one ``to`` names)."""

@@ -125,8 +125,8 @@ def _add_builder_options(p: argparse.ArgumentParser) -> None:
         default="append",
         metavar="NAME",
         help="append (layers appended to --base, no daemon), docker (a Dockerfile built by a "
-        "Docker-compatible engine: DOCKER_HOST or the docker context), or a plugin's "
-        "(default: append)",
+        "Docker-compatible engine: DOCKER_HOST or the docker context), cluster (built by "
+        "Kaniko or BuildKit in a Kubernetes Job), or a plugin's (default: append)",
     )
     group.add_argument(
         "--dockerfile",
@@ -141,6 +141,14 @@ def _add_builder_options(p: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--pull", action="store_true", help="pull the base even if present")
     group.add_argument("--network", metavar="MODE", help="the RUN steps' network: host, none")
+    group.add_argument(
+        "--builder-option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="any option the builder takes, typed by it (--builder cluster --builder-option "
+        "context_source=s3 --builder-option bucket=B)",
+    )
 
 
 def _preprocessor(args: argparse.Namespace) -> Any:
@@ -239,6 +247,8 @@ def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
     if args.dockerfile:
         offer("context_dir", args.target, "--dockerfile")
     options.update({k: v for k, v in dest.items() if v is not None})
+    pairs = parse_pairs(getattr(args, "builder_option", []), "builder-option")
+    options.update(params.convert(pairs, "builder-option"))
     return create("builder", args.builder, options)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from ._hookspecs import (
     BuilderFactory,
+    ContextStoreFactory,
     DeployerFactory,
     PodSpecMutatorFactory,
     PreprocessorFactory,
@@ -19,6 +20,7 @@ from ._hookspecs import (
 
 __all__ = [
     "ocibuild_builders",
+    "ocibuild_context_stores",
     "ocibuild_deployers",
     "ocibuild_pod_spec_mutators",
     "ocibuild_preprocessors",
@@ -45,10 +47,19 @@ def ocibuild_preprocessors() -> Mapping[str, PreprocessorFactory]:
 
 @hookimpl
 def ocibuild_builders() -> Mapping[str, BuilderFactory]:
-    """``append`` (no daemon) and ``docker`` (a Docker-compatible engine builds a Dockerfile)."""
-    from .builders import AppendBuilder, DockerBuilder
+    """``append`` (no daemon), ``docker`` (a Docker-compatible engine builds a Dockerfile)
+    and ``cluster`` (Kaniko or BuildKit builds it in a Kubernetes Job)."""
+    from .builders import AppendBuilder, ClusterBuilder, DockerBuilder
 
-    return {"append": AppendBuilder, "docker": DockerBuilder}
+    return {"append": AppendBuilder, "docker": DockerBuilder, "cluster": ClusterBuilder}
+
+
+@hookimpl
+def ocibuild_context_stores() -> Mapping[str, ContextStoreFactory]:
+    """``configmap``: a cluster build's context in a ConfigMap (up to 1 MiB)."""
+    from .builders import ConfigMapContextStore
+
+    return {"configmap": ConfigMapContextStore}
 
 
 @hookimpl

@@ -17,6 +17,7 @@ name through the plugin manager when the build needs it (``s3`` and ``pvc`` from
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -60,18 +61,19 @@ class _ContextSource:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}({options})"
 
-    def in_namespace(self, namespace: str) -> _ContextSource:
-        """This source, its store in ``namespace`` unless it names one (the cluster builder
-        asks, so that an in-cluster store follows its Job)."""
+    def for_build(self, defaults: Mapping[str, Any]) -> _ContextSource:
+        """This source, its store given the ``defaults`` it takes and this source does not set
+        (the cluster builder's namespace and kubeconfig: an in-cluster store follows its Job)."""
         from ..pipeline._plugins import lookup
 
-        if self._store is None and "namespace" not in self.options:
+        if self._store is None:
             try:
-                takes = inspect.signature(lookup("context_store", self.store_name)).parameters
+                takes = set(inspect.signature(lookup("context_store", self.store_name)).parameters)
             except (TypeError, ValueError):
-                takes = {}  # type: ignore[assignment]
-            if "namespace" in takes:
-                self.options["namespace"] = namespace
+                takes = set()
+            for key, value in defaults.items():
+                if key in takes and value is not None:
+                    self.options.setdefault(key, value)
         return self
 
     @property

@@ -414,3 +414,34 @@ def test_the_seed_example_builds_in_the_cluster_then_runs_as_a_job(
     assert any(n.startswith("seed-job-") for n in pulled), pulled
     assert bed.left() == NOTHING
     print(f"seed script, cluster build + job deploy: {took:.2f} s")
+
+
+def test_fairings_facade_puts_the_config_map_where_the_job_runs_and_applies_mutators(
+    bed: Bed,
+    project: Path,
+    registry: Registry,
+    base_in_registry: BaseInRegistry,
+    executor: TestExecutor,
+    kaniko_log: list[str],
+) -> None:
+    from ocibuild.builders.cluster import ClusterBuilder as FairingClusterBuilder
+    from ocibuild.builders.cluster import ConfigMapContextSource
+    from ocibuild.kubernetes.utils import aws_credentials
+
+    builder = FairingClusterBuilder(
+        registry=f"{registry.host}/team",
+        image_name="facade",
+        base_image=base_in_registry.oci,
+        context_source=ConfigMapContextSource(),  # no namespace: the Job's
+        preprocessor=PythonPreprocessor(executable="train.py"),
+        namespace=bed.namespace,  # not the kubeconfig's (default)
+        pod_spec_mutators=[aws_credentials()],
+        config_file=str(bed.cluster.kubeconfig),
+    )
+    result = builder.build()
+    (run,) = executor.runs
+    assert result.image.endswith(f"@{run.digest}")
+    env = {e["name"] for e in run.spec["containers"][0]["env"]}
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= env
+    assert builder.generate_pod_spec()["containers"][0]["image"] == result.image
+    assert bed.left() == NOTHING

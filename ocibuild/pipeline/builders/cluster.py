@@ -86,8 +86,9 @@ class ClusterBuilder:
 
     ``context_source`` is a :class:`ContextStore`, or a store's name (``configmap``, the
     default; ``s3`` with ``bucket``, ``prefix``, ``region``, ``endpoint_url``; ``pvc`` with
-    ``pvc_name``; a plugin's, with ``context_options``); a store object with an
-    ``in_namespace(namespace)`` method is asked for the store in the Job's namespace.
+    ``pvc_name``; a plugin's, with ``context_options``); a store object with a
+    ``for_build(defaults)`` method is asked for the store given the Job's namespace and
+    kubeconfig.
     ``executor``: ``kaniko`` (image
     ``executor_image``, default :data:`KANIKO_IMAGE`) or ``buildkit``. ``executor_cache``
     turns on the executor's layer cache in ``cache_repo`` (default ``REPO/cache``): each build
@@ -280,6 +281,12 @@ class ClusterBuilder:
         return str(reference.with_digest(digest))
 
     def _store(self, namespace: str) -> ContextStore:
+        # An in-cluster store lives where the Job runs: these reach a store that takes them.
+        defaults = {
+            "namespace": namespace,
+            "config_file": self.config_file,
+            "context": self.kube_context,
+        }
         source = self.context_source
         if not isinstance(source, str):
             if self.context_options:
@@ -287,10 +294,9 @@ class ClusterBuilder:
                     f"context options {', '.join(self.context_options)} are for a store named "
                     "by context_source='NAME'; this one is an object already"
                 )
-            # A store that can follow the Job's namespace says so (Fairing-style sources).
-            follow = getattr(source, "in_namespace", None)
-            return cast(ContextStore, follow(namespace)) if callable(follow) else source
-        options = dict(self.context_options)
+            # A store made on demand (Fairing's context sources) takes the defaults too.
+            for_build = getattr(source, "for_build", None)
+            return cast(ContextStore, for_build(defaults)) if callable(for_build) else source
         factory = self.context_store_factory
         if factory is None:
             if source != "configmap":
@@ -302,13 +308,7 @@ class ClusterBuilder:
             from ._configmap_store import ConfigMapContextStore
 
             factory = _builtin_store(ConfigMapContextStore)
-        # An in-cluster store lives where the Job runs.
-        defaults = {
-            "namespace": namespace,
-            "config_file": self.config_file,
-            "context": self.kube_context,
-        }
-        return factory(source, options, defaults)
+        return factory(source, dict(self.context_options), defaults)
 
     def _job(self) -> Job:
         from ..deployers import Job

@@ -318,6 +318,8 @@ def test_the_contracts_are_exported_from_a_light_package() -> None:
         "Deployer",
         "DryRun",
         "EnvVar",
+        "ExecutorContext",
+        "ExecutorContextStore",
         "PodSpec",
         "PodSpecMutator",
         "Preprocessor",

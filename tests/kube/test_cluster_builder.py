@@ -445,3 +445,13 @@ def test_fairings_facade_puts_the_config_map_where_the_job_runs_and_applies_muta
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= env
     assert builder.generate_pod_spec()["containers"][0]["image"] == result.image
     assert bed.left() == NOTHING
+
+
+def test_a_reported_digest_that_is_not_one_is_refused(
+    bed: Bed, project: Path, registry: Registry, base_in_registry: BaseInRegistry
+) -> None:
+    broken = TestExecutor(bed.api, bed.namespace, report="sha256:1234\n")
+    with broken, pytest.raises(ClusterBuildError, match=r"reported 'sha256:1234' as the pushed"):
+        bed.builder(registry, base_in_registry.oci).build()
+    assert broken.errors == []
+    assert bed.left() == NOTHING

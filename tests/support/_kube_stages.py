@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CRASH_RESTART_SECONDS", "SCENARIO_LABEL", "SCENARIO_STAGES", "SLOW_SECONDS", "Scenario"]
+__all__ = [
+    "BUILD_POD_SECONDS",
+    "CRASH_RESTART_SECONDS",
+    "SCENARIO_LABEL",
+    "SCENARIO_STAGES",
+    "SLOW_SECONDS",
+    "Scenario",
+]
 
 SCENARIO_LABEL = "ocibuild.test/scenario"
 # How long a `slow` pod stays Running before it succeeds.

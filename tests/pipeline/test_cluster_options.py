@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,34 @@ def test_the_cli_takes_builder_options_and_names_a_wrong_one(tmp_path: Path) -> 
     assert proc.returncode == 2, proc.stderr
     assert "--builder-option no_such_option: no such option" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# What buildctl's --metadata-file holds after a push (indented JSON, one key a line).
+METADATA = json.dumps(
+    {
+        "containerimage.config.digest": "sha256:" + "1" * 64,
+        "containerimage.digest": "sha256:" + "2" * 64,
+        "image.name": "r.test.invalid/t/i:1",
+    },
+    indent=2,
+)
+
+
+def test_the_buildkit_script_copies_the_pushed_digest_to_the_termination_log(
+    tmp_path: Path,
+) -> None:
+    # buildctl itself does not run here: a stand-in writes the metadata file as buildctl does,
+    # and the pod's own shell script (run by sh) must leave exactly the image digest behind.
+    stand_in = tmp_path / "buildctl-daemonless.sh"
+    stand_in.write_text(f"#!/bin/sh\ncat > /tmp/ocibuild-build.json <<'EOF'\n{METADATA}EOF\n")
+    stand_in.chmod(0o755)
+    context = ExecutorContext("tar:///workspace-context/context.tar.gz")
+    build = ExecutorBuild("r.test.invalid/t/i:1", "Dockerfile", context, image="x:1")
+    script = executor_pod_spec("buildkit", build)["containers"][0]["command"][2]
+    log = tmp_path / "termination-log"
+    subprocess.run(
+        ["sh", "-c", script.replace("/dev/termination-log", str(log))],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        check=True,
+    )
+    assert log.read_text() == "sha256:" + "2" * 64

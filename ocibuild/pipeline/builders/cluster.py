@@ -44,6 +44,12 @@ from .._protocols import (
 )
 from ._base import pod_spec_for
 from ._dockerfile import DockerContext, dockerfile_context, generated_context
+from ._executor_result import (
+    ClusterBuildError,
+    build_failure,
+    reported_digest,
+    termination_message,
+)
 from ._executors import (
     BUILDKIT_IMAGE,
     EXECUTORS,
@@ -64,21 +70,8 @@ _log = logging.getLogger("ocibuild.builders")
 
 BUILD_ID_LABEL = "ocibuild/build-id"
 _LOG_KEPT = 200  # log lines kept for the error message
-# An executor's error lines: Kaniko's "error building image: ...", logrus' "ERRO[0003] ..."
-# and level=error/fatal, buildctl's "error: failed to solve: ...".
-_ERROR_LINE = re.compile(r"^(error\b|erro\[|fata\[|.*\blevel=(error|fatal)\b)", re.IGNORECASE)
 _LOOPBACK = re.compile(r"^(localhost|127(\.\d+){3}|\[::1\])(:\d+)?$")
 _STORE_OPTIONS = ("bucket", "prefix", "region", "endpoint_url", "pvc_name")
-
-
-class ClusterBuildError(PipelineError):
-    """The executor's build failed: ``line`` is its own error line (the message ends with it),
-    ``log_tail`` the end of its log."""
-
-    def __init__(self, message: str, *, line: str | None = None, log_tail: Sequence[str] = ()):
-        super().__init__(message)
-        self.line = line
-        self.log_tail = list(log_tail)
 
 
 class ClusterBuilder:
@@ -396,26 +389,17 @@ class ClusterBuilder:
                 on_line=progress, timeout=self.timeout, pending_timeout=self.pending_timeout
             )
             pod = _last_pod(run)
-            message = _termination_message(pod)
+            message = termination_message(pod)
             if status.phase != "succeeded":
-                raise self._failure(destination, list(lines), message, status.message)
-            return _reported_digest(message, run.what)
+                raise build_failure(
+                    self.executor, destination, list(lines), message, status.message
+                )
+            return reported_digest(message, run.what)
         except (PodPendingError, DeployTimeoutError) as err:
             raise ClusterBuildError(f"the {self.executor} build of {destination}: {err}") from None
         finally:
             if self.cleanup:
                 run.delete()
-
-    def _failure(
-        self, destination: str, lines: list[str], message: str, status: str
-    ) -> ClusterBuildError:
-        tail = [line for line in message.splitlines() if line.strip()]
-        line = _error_line(lines) or _error_line(tail) or (lines or tail or [status])[-1]
-        return ClusterBuildError(
-            f"{self.executor} could not build {destination}: {line.strip()}",
-            line=line.strip(),
-            log_tail=lines[-20:],
-        )
 
 
 def _boolean(value: bool | str, name: str) -> bool:
@@ -465,33 +449,3 @@ def _last_pod(run: JobRun) -> dict[str, Any]:
     if not pods:
         raise DeployError(f"{run.what} finished with no pod left to read its result from")
     return pods[-1]
-
-
-def _termination_message(pod: Mapping[str, Any]) -> str:
-    for container in (pod.get("status") or {}).get("containerStatuses") or ():
-        terminated = (container.get("state") or {}).get("terminated") or {}
-        if terminated:
-            return str(terminated.get("message") or "")
-    return ""
-
-
-def _reported_digest(message: str, what: str) -> Digest:
-    text = message.strip()
-    try:
-        digest = Digest.parse(text)
-    except OCIBuildError:
-        digest = None
-    if digest is None or digest.algorithm != "sha256" or len(digest.hex) != 64:
-        shown = text if len(text) <= 80 else text[:77] + "..."
-        raise ClusterBuildError(
-            f"{what} succeeded but reported {shown!r} as the pushed digest, which is not one "
-            "(the executor writes it to /dev/termination-log)"
-        )
-    return digest
-
-
-def _error_line(lines: Sequence[str]) -> str | None:
-    for line in reversed(lines):
-        if _ERROR_LINE.match(line.strip()):
-            return line
-    return None

@@ -42,7 +42,9 @@ def create_push_secret(job: Job, destination: str, options: RegistryOptions | No
             f"{reference.registry}' with a user name and password"
         )
     name = random_name("ocibuild-push-")
-    body = pull_secret(name, job.namespace, destination, job.labels, credentials=True)
+    body = pull_secret(
+        name, job.namespace, destination, job.labels, credentials=True, options=options
+    )
     SECRET.create(job.access, job.namespace, body)
     return name
 

@@ -165,8 +165,8 @@ def _add_builder_options(p: argparse.ArgumentParser) -> None:
         default="append",
         metavar="NAME",
         help="append (layers appended to --base, no daemon), docker (a Dockerfile built by a "
-        "Docker-compatible engine: DOCKER_HOST or the docker context), or a plugin's "
-        "(default: append)",
+        "Docker-compatible engine: DOCKER_HOST or the docker context), cluster (built by "
+        "Kaniko or BuildKit in a Kubernetes Job), or a plugin's (default: append)",
     )
     group.add_argument(
         "--dockerfile",
@@ -187,7 +187,8 @@ def _add_builder_options(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="K=V",
         help="a builder parameter, typed by its annotations: "
-        "pip_args='[\"--find-links=wheels\"]', push=no, buildkit=none "
+        "pip_args='[\"--find-links=wheels\"]', push=no, buildkit=none; "
+        "--builder cluster --builder-option context_source=s3 --builder-option bucket=B "
         "(JSON for lists and mappings)",
     )
 
@@ -312,6 +313,8 @@ def _builder(args: argparse.Namespace, preprocessor: Any, progress: Any, **dest:
     if args.dockerfile:
         offer("context_dir", args.target, "--dockerfile")
     options.update({k: v for k, v in dest.items() if v is not None})
+    pairs = parse_pairs(getattr(args, "builder_option", []), "builder-option")
+    options.update(params.convert(pairs, "builder-option"))
     return create("builder", args.builder, options)
 
 

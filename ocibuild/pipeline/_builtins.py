@@ -47,19 +47,21 @@ def ocibuild_preprocessors() -> Mapping[str, PreprocessorFactory]:
 
 @hookimpl
 def ocibuild_builders() -> Mapping[str, BuilderFactory]:
-    """``append`` (no daemon) and ``docker`` (a Docker-compatible engine builds a Dockerfile)."""
-    from .builders import AppendBuilder, DockerBuilder
+    """``append`` (no daemon), ``docker`` (a Docker-compatible engine builds a Dockerfile)
+    and ``cluster`` (Kaniko or BuildKit builds it in a Kubernetes Job)."""
+    from .builders import AppendBuilder, ClusterBuilder, DockerBuilder
 
-    return {"append": AppendBuilder, "docker": DockerBuilder}
+    return {"append": AppendBuilder, "docker": DockerBuilder, "cluster": ClusterBuilder}
 
 
 @hookimpl
 def ocibuild_context_stores() -> Mapping[str, ContextStoreFactory]:
-    """``s3`` (an S3 or S3-compatible bucket) and ``pvc`` (a PersistentVolumeClaim): where a
-    cluster build's context waits for its pod."""
+    """Where a cluster build's context waits for its pod: ``configmap`` (a ConfigMap, up to
+    1 MiB), ``s3`` (an S3 or S3-compatible bucket) and ``pvc`` (a PersistentVolumeClaim)."""
+    from .builders import ConfigMapContextStore
     from .context_stores import PvcContextStore, S3ContextStore
 
-    return {"s3": S3ContextStore, "pvc": PvcContextStore}
+    return {"configmap": ConfigMapContextStore, "s3": S3ContextStore, "pvc": PvcContextStore}
 
 
 @hookimpl

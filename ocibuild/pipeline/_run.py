@@ -32,6 +32,7 @@ __all__ = [
     "RunResult",
     "build_image",
     "checked_handle",
+    "context_store",
     "create",
     "deploy_image",
     "run",
@@ -115,6 +116,12 @@ def create(kind: str, name: str, options: Mapping[str, Any]) -> object:
         # Names become callables here, so deployers need no plugin lookups of their own.
         mutators = resolve_pod_spec_mutators(options["pod_spec_mutators"])
         options = {**options, "pod_spec_mutators": mutators}
+    if kind == "builder" and "context_store_factory" not in options:
+        # A builder that names context stores (cluster) gets them made here, as deployers get
+        # their mutators: builders make no plugin lookups of their own.
+        params = _parameter_names(factory)
+        if "context_store_factory" in params:
+            options = {**options, "context_store_factory": context_store}
     try:
         inspect.signature(factory).bind(**options)
     except TypeError as err:
@@ -129,6 +136,25 @@ def create(kind: str, name: str, options: Mapping[str, Any]) -> object:
             f"{type(component).__name__}, not {what}"
         )
     return component
+
+
+def context_store(
+    name: str, options: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> ContextStore:
+    """The store ``name`` with ``options``, and those of ``defaults`` it takes (a builder's
+    namespace and kubeconfig reach an in-cluster store; an object store takes none)."""
+    from ._plugins import lookup
+
+    params = _parameter_names(lookup("context_store", name))
+    taken = {k: v for k, v in defaults.items() if k in params and v is not None}
+    return create("context_store", name, {**taken, **options})
+
+
+def _parameter_names(factory: Callable[..., Any]) -> set[str]:
+    try:
+        return set(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return set()
 
 
 def build_image(builder: Builder) -> BuildResult:

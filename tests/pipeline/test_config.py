@@ -66,9 +66,9 @@ def test_unknown_names_and_options_are_clear_errors(script: Path) -> None:
     with pytest.raises(PipelineError, match=r"preprocessor 'python': .*colour"):
         config.get_preprocessor()
     config.set_preprocessor("python", executable="job.py")
-    config.set_builder("cluster")
+    config.set_builder("kaniko")
     with pytest.raises(
-        PluginError, match="no builder named 'cluster' \\(available: append, docker\\)"
+        PluginError, match="no builder named 'kaniko' \\(available: append, cluster, docker\\)"
     ):
         config.get_builder(config.get_preprocessor())
     config.set_builder("append", base_image="oci:x:y")  # push=True needs a registry

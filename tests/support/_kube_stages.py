@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CRASH_RESTART_SECONDS", "SCENARIO_LABEL", "SCENARIO_STAGES", "SLOW_SECONDS", "Scenario"]
+__all__ = [
+    "BUILD_POD_SECONDS",
+    "CRASH_RESTART_SECONDS",
+    "SCENARIO_LABEL",
+    "SCENARIO_STAGES",
+    "SLOW_SECONDS",
+    "Scenario",
+]
 
 SCENARIO_LABEL = "ocibuild.test/scenario"
 # How long a `slow` pod stays Running before it succeeds.
@@ -174,7 +181,30 @@ def _stage(
 
 _CRASH_MS = int(CRASH_RESTART_SECONDS * 1000)
 
+# The cluster builder's pods (label ocibuild/build-id) stay Running for a test executor
+# (tests/support/_executor.py) to end; one nobody ends fails after BUILD_POD_SECONDS.
+BUILD_POD_SECONDS = 300.0
+_BUILD_POD: dict[str, Any] = {
+    "apiVersion": "kwok.x-k8s.io/v1alpha1",
+    "kind": "Stage",
+    "metadata": {"name": "ocibuild-test-build-pod"},
+    "spec": {
+        "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+        "selector": {
+            "matchExpressions": [
+                {"key": '.metadata.labels["ocibuild/build-id"]', "operator": "Exists"},
+                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+            ]
+        },
+        "weight": 10000,
+        "delay": {"durationMilliseconds": int(BUILD_POD_SECONDS * 1000)},
+        "next": {"statusTemplate": _terminated(1, "Error", "Failed")},
+    },
+}
+
 SCENARIO_STAGES: list[dict[str, Any]] = [
+    _BUILD_POD,
     _stage(
         Scenario.SUCCESS,
         "Running",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ...transports.docker import Engine
     from ...transports.registry import RegistryOptions
 
-__all__ = ["DAEMON_PREFIX", "DockerBuildError", "DockerBuilder"]
+__all__ = ["DAEMON_PREFIX", "DockerBuildError", "DockerBuilder", "registry_digest"]
 
 _log = logging.getLogger("ocibuild.builders")
 DAEMON_PREFIX = "docker-daemon:"
@@ -201,7 +201,7 @@ class DockerBuilder:
             if local is not None:
                 return _pinned_in_engine(base, reference, local)
         try:
-            digest = _registry_digest(location, self.registry_options)
+            digest = registry_digest(location, self.registry_options)
         except OCIBuildError as err:
             if engine is not None:
                 raise
@@ -397,7 +397,7 @@ def _pinned_in_engine(base: str, reference: Reference, image: Mapping[str, Any])
     return base
 
 
-def _registry_digest(location: Location, options: RegistryOptions | None) -> Digest:
+def registry_digest(location: Location, options: RegistryOptions | None) -> Digest:
     source = open_source(location, options)
     try:
         data, _media_type = source.get_manifest()

@@ -266,11 +266,17 @@ def name_prefix(name: str | None, image: str, default: str) -> str:
 
 
 def pull_secret(
-    name: str, namespace: str, image: str, labels: Mapping[str, str], *, credentials: bool
+    name: str,
+    namespace: str,
+    image: str,
+    labels: Mapping[str, str],
+    *,
+    credentials: bool,
+    options: Any = None,
 ) -> dict[str, Any]:
     """A ``kubernetes.io/dockerconfigjson`` secret for the registry of ``image``, from
     ocibuild's own credential sources; without ``credentials`` the entry is left empty (what
-    a dry run shows)."""
+    a dry run shows). ``options``: the ``RegistryOptions`` to look credentials up with."""
     from ...oci import Reference
     from ...transports.registry import RegistryOptions, find_credential, server_url
 
@@ -278,7 +284,9 @@ def pull_secret(
     key = server_url(reference.registry)
     entry: dict[str, str] = {}
     if credentials:
-        found = find_credential(reference.registry, reference.repository, RegistryOptions())
+        found = find_credential(
+            reference.registry, reference.repository, options or RegistryOptions()
+        )
         if found.username is None or found.password is None:
             what = "an identity token" if found.identity_token else "no user name and password"
             raise DeployError(

@@ -57,18 +57,12 @@ def cmd_append(args: argparse.Namespace) -> int:
     if args.sources:
         layers.append(FileTreeLayer(args.sources, options, cache=cache))
 
-    all_platforms = args.platform == "all"
-    platform = None if all_platforms else args.platform
-    loaded = load(args.base, platform=platform, all_platforms=all_platforms, registry_options=reg)
+    loaded = load(args.base, platform=args.platform, registry_options=reg)
     created_by = "ocibuild append " + " ".join(
         [*(f"--tarball {t}" for t in args.tarball), *args.sources]
     )
     images = []
     for image in loaded.images:
-        if platform and args.base == "scratch":
-            from ..oci import Platform
-
-            image = image.with_platform(Platform.parse(platform))
         image = image.append(*layers, created_by=created_by).with_config(changes)
         if annotations:
             image = image.with_annotations(annotations)
@@ -80,10 +74,16 @@ def cmd_append(args: argparse.Namespace) -> int:
         args.to,
         registry_options=reg,
         progress=progress,
-        as_index=loaded.is_index and all_platforms,
+        as_index=len(images) > 1 or (loaded.is_index and _several(args.platform)),
+        base_annotations=not args.no_base_annotations,
     )
     finish(args, result, progress)
     return 0
+
+
+def _several(platform: str | None) -> bool:
+    """Whether ``--platform`` asked for all or a list: an index stays one, even of one entry."""
+    return platform is not None and (platform.strip() == "all" or "," in platform)
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
@@ -217,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", metavar="DEST")
     p.add_argument(
         "--platform",
-        metavar="OS/ARCH[/VARIANT]|all",
-        help="copy one platform of an index (default: all of it)",
+        metavar="OS/ARCH[/VARIANT][,...]|all",
+        help="copy one platform of an index, or a comma list of them as a new index "
+        "(default: all of it)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_registry_options(p)

@@ -150,8 +150,9 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--platform",
-        metavar="OS/ARCH[/VARIANT]|all",
-        help="platform to pick from a multi-platform base, or 'all'",
+        metavar="OS/ARCH[/VARIANT][,...]|all",
+        help="platforms to pick from a multi-platform base: one, a comma list (the result is "
+        "an index of those), or 'all' (default: linux/amd64, with a warning)",
     )
     layer = parser.add_argument_group("layer")
     layer.add_argument("--compression", choices=("gzip", "zstd", "none"), default="gzip")
@@ -184,6 +185,12 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
     config.add_argument("--user", metavar="USER[:GROUP]")
     config.add_argument("--label", "-l", action="append", default=[], metavar="K=V")
     config.add_argument("--annotation", "-a", action="append", default=[], metavar="K=V")
+    config.add_argument(
+        "--no-base-annotations",
+        action="store_true",
+        help="leave out the org.opencontainers.image.base.name/.base.digest annotations "
+        "that name a registry base",
+    )
     config.add_argument(
         "--json", action="store_true", help="print the result as JSON on stdout, and no progress"
     )

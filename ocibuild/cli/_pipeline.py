@@ -214,6 +214,8 @@ def _builder(args: argparse.Namespace, preprocessor: Any, **dest: Any) -> Any:
         offer("labels", parse_pairs(args.label, "label"), *flags(("--label", args.label)))
     annotations = parse_pairs(args.annotation, "annotation")
     offer("annotations", annotations, *flags(("--annotation", args.annotation)))
+    if args.no_base_annotations:
+        offer("base_annotations", False, "--no-base-annotations")
     access = flags(
         ("--username", args.username),
         ("--authfile", args.authfile),

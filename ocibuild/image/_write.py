@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import UploadSessionLostError
 from ..layer._pipeline import prefetched
-from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest, describe
+from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest, Platform, describe
 from ..oci import media_types as mt
 from ..oci._blobs import BytesStream, tar_blob
 from ..oci._layer import BlobStream, Layer, LayerDigests
@@ -90,6 +90,7 @@ def write(
     progress: Progress | None = None,
     as_index: bool | None = None,
     tag: str | TagRule | None = None,
+    base_annotations: bool = True,
 ) -> WriteResult:
     """Write one image, or several as an index (one per platform), to ``dest``.
 
@@ -98,6 +99,10 @@ def write(
     ``tag`` replaces the tag ``dest`` names (a registry or a layout): a string, or a function of
     the manifest digest, called just before the manifest is put, for a tag that changes
     exactly when the image does without a pass over the layers to work it out first.
+
+    An image made from one loaded from a registry names it in the OCI manifest's
+    ``org.opencontainers.image.base.name`` and ``.base.digest`` annotations, unless
+    ``base_annotations`` is false. A loaded image written unchanged keeps its manifest bytes.
     """
     if isinstance(images, Image):
         images = (images,)
@@ -110,7 +115,7 @@ def write(
     else:
         sink, location = dest, None
     top_tag = tag if tag is not None else tag_of(location)
-    writer = BlobWriter(sink, progress)
+    writer = BlobWriter(sink, progress, base_annotations=base_annotations)
 
     def body() -> Descriptor:
         if not as_index:
@@ -131,8 +136,11 @@ def write(
 class BlobWriter:
     """Writes the blobs of one or more images through one sink, each layer object once."""
 
-    def __init__(self, sink: ImageSink, progress: Progress | None) -> None:
+    def __init__(
+        self, sink: ImageSink, progress: Progress | None, *, base_annotations: bool = True
+    ) -> None:
         self.sink = sink
+        self.base_annotations = base_annotations
         self.progress: Progress = progress or NullProgress()
         self.pool = ThreadPoolExecutor(max_workers=max(1, sink.concurrency))
         self.futures: dict[int, Future[BlobResult]] = {}
@@ -185,6 +193,16 @@ class BlobWriter:
         return [desc for desc, _ in done]
 
     def _image(self, image: Image, *, tag: str | TagRule | None) -> _Written:
+        origin = image.origin
+        if origin is not None and image.is_unchanged:
+            return self._verbatim(
+                image.layers,
+                origin.manifest,
+                origin.manifest_data,
+                origin.config_data,
+                tag,
+                image.platform,
+            )
         docker = _docker_family(image)
         futures = [
             self._layer_future(layer, _family_media_type(layer.media_type, docker))
@@ -206,7 +224,7 @@ class BlobWriter:
             config=config_desc,
             layers=tuple(r.descriptor for r in layer_results),
             media_type=mt.DOCKER_MANIFEST if docker else mt.OCI_MANIFEST,
-            annotations={} if docker else dict(image.annotations),
+            annotations={} if docker else {**self._base_annotations(image), **image.annotations},
         )
         data = manifest.to_json()
         named = _named(tag, data)
@@ -252,23 +270,42 @@ class BlobWriter:
         config_data = source.get_blob(manifest.config)
         config = ImageConfig.from_json(config_data)
         mount_from = mount_origin(source)
-        futures = [
-            self._layer_future(
-                SourceLayer(source, desc, diff_id, mount_from=mount_from), desc.media_type
-            )
+        layers = [
+            SourceLayer(source, desc, diff_id, mount_from=mount_from)
             for desc, diff_id in zip(
                 manifest.layers, checked_diff_ids(config, manifest, source), strict=True
             )
         ]
+        return self._verbatim(layers, manifest, data, config_data, tag, config.platform)
+
+    def _verbatim(
+        self,
+        layers: Sequence[Layer],
+        manifest: Manifest,
+        data: bytes,
+        config_data: bytes,
+        tag: str | TagRule | None,
+        platform: Platform,
+    ) -> _Written:
+        """Write ``layers`` as they are, then ``config_data`` and the manifest ``data``: the
+        same bytes, unless the sink stores plain tars (the manifest then describes those)."""
+        futures = [self._layer_future(layer, layer.media_type) for layer in layers]
         results = [future.result() for future in futures]
         if self.sink.stores_uncompressed:  # the layers went in as tars: describe them so
-            layers = tuple(result.descriptor for result in results)
-            manifest = Manifest(describe(config_data, mt.DOCKER_CONFIG), layers, mt.DOCKER_MANIFEST)
+            described = tuple(result.descriptor for result in results)
+            config_desc = describe(config_data, mt.DOCKER_CONFIG)
+            manifest = Manifest(config_desc, described, mt.DOCKER_MANIFEST)
             data = manifest.to_json()
-        results.append(self._put_config(config_data, manifest.config, str(config.platform)))
-        platform = config.platform
-        desc = self.sink.put_manifest(data, manifest.media_type, tag=tag, platform=platform)
+        results.append(self._put_config(config_data, manifest.config, str(platform)))
+        named = _named(tag, data)
+        desc = self.sink.put_manifest(data, manifest.media_type, tag=named, platform=platform)
         return Descriptor(manifest.media_type, desc.digest, desc.size, platform=platform), results
+
+    def _base_annotations(self, image: Image) -> dict[str, str]:
+        """The annotations naming the image ``image`` was made from, if wanted and named."""
+        if not self.base_annotations or image.origin is None:
+            return {}
+        return image.origin.annotations
 
     def _put_config(self, data: bytes, desc: Descriptor, platform: str) -> BlobResult:
         """The config is a blob like any other: it takes its turn in the shared pool."""

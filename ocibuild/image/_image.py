@@ -354,14 +354,12 @@ def load_image(
     registry_options: RegistryOptions | None = None,
 ) -> Image:
     """Read one image (an index resolved to ``platform``, ``linux/amd64`` by default)."""
-    if wanted_platforms(platform) == ALL:
-        raise InvalidPlatformError("one image has one platform: 'all' needs load(), not Image.load")
-    loaded = load(spec, platform=platform, registry_options=registry_options)
-    if len(loaded.images) != 1:
+    wanted = wanted_platforms(platform)
+    if wanted == ALL or (isinstance(wanted, tuple) and len(wanted) > 1):
         raise InvalidPlatformError(
-            f"one image has one platform, not {len(loaded.images)}: use load() for several"
+            f"one image has one platform, not {platform!r}: use load() for several"
         )
-    return loaded.images[0]
+    return load(spec, platform=wanted, registry_options=registry_options).images[0]
 
 
 def wanted_platforms(spec: PlatformSpec) -> tuple[Platform, ...] | str | None:

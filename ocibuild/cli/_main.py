@@ -21,9 +21,13 @@ from ._options import (
     add_image_options,
     add_registry_options,
     config_changes,
+    count_value,
+    days_value,
     finish,
     layer_options,
+    one_platform_value,
     parse_pairs,
+    platform_value,
     progress_for,
     registry_options,
 )
@@ -217,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", metavar="DEST")
     p.add_argument(
         "--platform",
+        type=platform_value,
         metavar="OS/ARCH[/VARIANT][,...]|all",
         help="copy one platform of an index, or a comma list of them as a new index "
         "(default: all of it)",
@@ -228,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="show an image's manifest and config")
     p.add_argument("ref", metavar="REF")
     p.add_argument(
-        "--platform", metavar="OS/ARCH[/VARIANT]", help="for an index, show this platform's image"
+        "--platform",
+        type=one_platform_value,
+        metavar="OS/ARCH[/VARIANT]",
+        help="for an index, show this platform's image",
     )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="manifest and config as JSON")
@@ -251,14 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     prune = cache_sub.add_parser("prune", help="remove old layer cache entries")
     prune.add_argument(
         "--keep",
-        type=int,
+        type=count_value,
         default=None,
         metavar="N",
         help="keep the N most recently used entries (default: remove all)",
     )
     prune.add_argument(
         "--older-than-days",
-        type=float,
+        type=days_value,
         metavar="DAYS",
         help="only remove entries unused for this many days",
     )
@@ -324,7 +332,9 @@ def _one_line(err: BaseException) -> str | None:
     from .._errors import OCIBuildError
 
     if isinstance(err, OCIBuildError):
-        return str(err).splitlines()[0] if str(err) else type(err).__name__
+        # the command line's own wording, where the library's speaks Python
+        text = getattr(err, "cli_message", None) or str(err)
+        return text.splitlines()[0] if text else type(err).__name__
     if isinstance(err, OSError):
         where = f" {err.filename!r}" if err.filename else ""
         return f"{err.strerror or err}{':' if where else ''}{where}"

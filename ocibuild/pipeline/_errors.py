@@ -38,7 +38,15 @@ class PluginError(OCIBuildError):
 
 
 class PipelineError(OCIBuildError):
-    """A preprocess, build or deploy step failed."""
+    """A preprocess, build or deploy step failed.
+
+    The message speaks the library's terms (``executable='train.py'``); ``cli``, when given,
+    says the same in the command line's (``--executable FILE``), and the CLI shows that.
+    """
+
+    def __init__(self, *args: object, cli: str | None = None) -> None:
+        super().__init__(*args)
+        self.cli_message = cli
 
 
 class DependencyError(PipelineError):

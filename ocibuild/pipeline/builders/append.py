@@ -187,9 +187,12 @@ class AppendBuilder:
             return None
         version = self._target_python(base)
         if version is None:
+            unsaid = (
+                f"{self.base_image} does not say its Python version (no PYTHON_VERSION in its env)"
+            )
             raise DependencyError(
-                f"{self.base_image} does not say its Python version (no PYTHON_VERSION in its "
-                "env): pass python_version='3.11' (--python-version) for the dependency layer"
+                f"{unsaid}: pass python_version='3.11' for the dependency layer",
+                cli=f"{unsaid}: give --python-version X.Y for the dependency layer",
             )
         target = PythonTarget(base.platform, version, platform_tags=self.platform_tags)
         return dependency_layer(

@@ -70,7 +70,9 @@ class PythonPreprocessor(WorkdirPreprocessor):
             if not self.command_given:
                 raise PipelineError(
                     "no executable: pass executable='train.py' (or one .py input file), "
-                    "or a full command=[...]"
+                    "or a full command=[...]",
+                    cli="no script to run: give --executable FILE (the .py file TARGET runs), "
+                    "or a TARGET with a single .py script",
                 )
             return list(self.command)
         exe = dest_for(self.executable, self.path_prefix)

@@ -294,7 +294,12 @@ class SourceLayer:
 
 @dataclass(frozen=True)
 class Loaded:
-    """What a location holds: one image, or an index with an image per platform."""
+    """What a location holds: one image, or an index and the images of the platforms asked for.
+
+    ``images`` come in the order the platforms were asked for (the index's own for all of
+    them); ``index`` is the index read (``None`` for one image or ``scratch``) and ``digest``
+    the digest of what the location names.
+    """
 
     images: tuple[Image, ...]
     index: Index | None

@@ -78,10 +78,10 @@ def one_platform_value(value: str) -> str:
 def location_value(value: str) -> str:
     """An image spelling (``REGISTRY/REPO:TAG``, ``oci:DIR[:TAG]``, ...) that parses."""
     from .._errors import InvalidReferenceError
-    from ..transports._location import Location
+    from ..transports._location import check_spelling
 
     try:
-        Location.parse(value)
+        check_spelling(value)  # loads no plugins: a plugin's prefix is the command's to read
     except InvalidReferenceError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return value

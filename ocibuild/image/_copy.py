@@ -9,7 +9,8 @@ from ..oci import Descriptor, Index, Manifest, Platform
 from ..oci._manifest import MAX_INDEX_DEPTH, parse_manifest_or_index
 from ..transports import Location, open_sink, open_source
 from ..transports._base import ImageSource, Progress
-from ._image import PlatformSpec, load, wanted_platforms
+from ._image import load
+from ._platforms import PlatformSpec, select_entries, wanted_platforms
 from ._write import BlobWriter, WriteResult, tag_of, write
 
 if TYPE_CHECKING:
@@ -79,12 +80,8 @@ def _copy_entries(
     platforms: list[str],
 ) -> Descriptor:
     """Copy the entries of ``index`` for ``wanted``, under a new index of just those."""
-    entries: list[Descriptor] = []
-    for platform in wanted:
-        desc = index.select(platform)
-        if all(desc is not e for e in entries):
-            entries.append(desc)
     children = []
+    entries = select_entries(source.name, index, wanted)
     for desc in entries:
         data = source.get_child_manifest(desc)
         child = parse_manifest_or_index(data, desc.media_type)

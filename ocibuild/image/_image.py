@@ -9,8 +9,7 @@ and an image made from it names it as its base.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,14 @@ from ..oci._layer import BlobStream, Layer, LayerDigests
 from ..oci._manifest import parse_manifest_or_index
 from ..transports import Location, mount_origin, open_source
 from ..transports._base import ImageSource
+from ._platforms import (
+    ALL,
+    DEFAULT_PLATFORM,
+    PlatformSpec,
+    check_single,
+    select_entries,
+    wanted_platforms,
+)
 
 if TYPE_CHECKING:
     from ..transports.registry import RegistryOptions
@@ -46,25 +53,15 @@ __all__ = [
     "Image",
     "ImageOrigin",
     "Loaded",
-    "PlatformSpec",
     "SourceLayer",
     "build_time",
     "checked_diff_ids",
     "load",
     "load_image",
-    "wanted_platforms",
 ]
 
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
-DEFAULT_PLATFORM = Platform("linux", "amd64")
-ALL = "all"
-
-# What every function that takes a platform accepts: a Platform, its spelling
-# (``linux/arm64/v8``), several (a sequence, or one string with commas), or "all".
-PlatformSpec = Platform | str | Sequence[Platform | str] | None
-
-log = logging.getLogger("ocibuild.image")
 
 
 def build_time() -> str:
@@ -339,11 +336,11 @@ def load(
     if isinstance(parsed, Manifest):
         image = _image_from_manifest(source, parsed, data, name, top_digest)
         if isinstance(wanted, tuple):
-            _check_single(location, image, wanted)
+            check_single(location, image.platform, wanted)
         return Loaded((image,), None, top_digest, source)
 
     index = parsed
-    entries = _entries(location, index, wanted)
+    entries = select_entries(location, index, wanted)
     images = []
     for desc in entries:
         child_data = source.get_child_manifest(desc)
@@ -367,39 +364,6 @@ def load_image(
     return load(spec, platform=wanted, registry_options=registry_options).images[0]
 
 
-def wanted_platforms(spec: PlatformSpec) -> tuple[Platform, ...] | str | None:
-    """The platforms ``spec`` asks for, in order without repeats; ``"all"``; or ``None``."""
-    if spec is None:
-        return None
-    if isinstance(spec, str):
-        if spec.strip() == ALL:
-            return ALL
-        items: Sequence[Platform | str] = spec.split(",")
-    elif isinstance(spec, Platform):
-        items = (spec,)
-    elif isinstance(spec, Sequence) and spec:
-        items = spec
-    else:
-        raise InvalidPlatformError(
-            "platform must be a Platform, a string like linux/arm64, several of them, or "
-            f"'all'; not {spec!r}"
-        )
-    out: list[Platform] = []
-    for item in items:
-        one = item if isinstance(item, Platform) else _one_platform(item)
-        if one not in out:
-            out.append(one)
-    return tuple(out)
-
-
-def _one_platform(item: object) -> Platform:
-    if not isinstance(item, str):
-        raise InvalidPlatformError(
-            f"platform must be a Platform or a string like linux/arm64, not {type(item).__name__}"
-        )
-    return Platform.parse(item)
-
-
 def base_name(location: Location) -> str | None:
     """The ``base.name`` annotation for a base at ``location``: registries only, fully
     qualified, and ``REGISTRY/REPO@DIGEST`` for a pinned one whatever tag stood beside it."""
@@ -407,46 +371,6 @@ def base_name(location: Location) -> str | None:
     if location.kind != "registry" or ref is None:
         return None
     return str(replace(ref, tag=None) if ref.digest is not None else ref)
-
-
-def _check_single(location: Location, image: Image, wanted: tuple[Platform, ...]) -> None:
-    """A single image can only be asked for its own platform."""
-    if len(wanted) == 1 and image.platform.matches(wanted[0]):
-        return
-    asked = ", ".join(str(p) for p in wanted)
-    raise ManifestError(
-        f"{location} is a single {image.platform} image, not {asked}; "
-        "drop --platform or pick a matching base"
-    )
-
-
-def _entries(
-    location: Location, index: Index, wanted: tuple[Platform, ...] | str | None
-) -> list[Descriptor]:
-    """The index entries ``wanted`` names, each once."""
-    if wanted == ALL:
-        return list(index.images)
-    if wanted is None:
-        chosen = index.select(DEFAULT_PLATFORM)
-        others = [str(d.platform) for d in index.images if d is not chosen and d.platform]
-        if others:
-            log.warning(
-                "%s is a multi-platform index; using %s only, not %s: pass --platform all "
-                "(platform='all') for every platform, or a list such as --platform %s,%s",
-                location,
-                chosen.platform or DEFAULT_PLATFORM,
-                ", ".join(others),
-                chosen.platform or DEFAULT_PLATFORM,
-                others[0],
-            )
-        return [chosen]
-    assert isinstance(wanted, tuple)
-    entries: list[Descriptor] = []
-    for platform in wanted:
-        desc = index.select(platform)
-        if all(desc is not e for e in entries):
-            entries.append(desc)
-    return entries
 
 
 def _image_from_manifest(

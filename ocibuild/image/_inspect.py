@@ -10,7 +10,7 @@ from .._errors import InvalidPlatformError
 from ..oci import Digest, ImageConfig, Index, Manifest, Platform
 from ..oci._manifest import parse_manifest_or_index
 from ..transports import Location, open_source
-from ._image import wanted_platforms
+from ._platforms import wanted_platforms
 
 if TYPE_CHECKING:
     from ..transports.registry import RegistryOptions

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...image._image import Image, PlatformSpec, load, wanted_platforms
+from ...image._image import Image, load
+from ...image._platforms import PlatformSpec, wanted_platforms
 from ...layer import Layer, LayerCache, LayerOptions, default_cache_dir
 from ...oci import ContainerConfig, Digest
 from ...transports._location import Location

@@ -3,6 +3,7 @@ starting the CLI does not pull in the pipeline's heavy dependencies."""
 
 import importlib
 import inspect
+import re
 import subprocess
 import sys
 
@@ -113,6 +114,28 @@ def test_exported_classes_and_functions_name_a_public_home(module_name: str) -> 
         exported = getattr(home, "__all__", [own_name])
         if getattr(home, own_name, None) is not obj or own_name not in exported:
             wrong.append(f"{name}: {home_name} does not export {own_name}")
+    assert not wrong, "\n".join(wrong)
+
+
+# A public docstring sends readers to private modules or files: it describes internals.
+PRIVATE_POINTER = re.compile(r":mod:`~?\.?_|``_\w+\.py``|ocibuild\.(?:\w+\.)*_[a-z]")
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_public_docstrings_point_at_no_private_module(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    wrong = []
+    for name in module.__all__:
+        obj = getattr(module, name)
+        members = [obj]
+        if inspect.isclass(obj):
+            members += [v for k, v in vars(obj).items() if not k.startswith("_")]
+        for member in members:
+            member = getattr(member, "fget", getattr(member, "__func__", member))
+            if not callable(member):
+                continue  # a constant's docstring is its type's
+            doc = inspect.getdoc(member) or ""
+            wrong += [f"{name}: {hit.group(0)}" for hit in PRIVATE_POINTER.finditer(doc)]
     assert not wrong, "\n".join(wrong)
 
 

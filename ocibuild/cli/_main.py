@@ -22,8 +22,12 @@ from ._options import (
     add_progress_options,
     add_registry_options,
     config_changes,
+    count_value,
+    days_value,
     layer_options,
+    one_platform_value,
     parse_pairs,
+    platform_value,
     progress_for,
     registry_options,
     run_command,
@@ -65,23 +69,15 @@ def cmd_append(args: argparse.Namespace) -> int:
     if args.sources:
         layers.append(FileTreeLayer(args.sources, options, cache=cache))
 
-    all_platforms = args.platform == "all"
-    platform = None if all_platforms else args.platform
     progress = progress_for(args, "appending")
     with phase(progress, "resolve base") as step:
-        loaded = load(
-            args.base, platform=platform, all_platforms=all_platforms, registry_options=reg
-        )
+        loaded = load(args.base, platform=args.platform, registry_options=reg)
         step.detail = args.base
     created_by = "ocibuild append " + " ".join(
         [*(f"--tarball {t}" for t in args.tarball), *args.sources]
     )
     images = []
     for image in loaded.images:
-        if platform and args.base == "scratch":
-            from ..oci import Platform
-
-            image = image.with_platform(Platform.parse(platform))
         image = image.append(*layers, created_by=created_by).with_config(changes)
         if annotations:
             image = image.with_annotations(annotations)
@@ -92,11 +88,17 @@ def cmd_append(args: argparse.Namespace) -> int:
         args.to,
         registry_options=reg,
         progress=progress,
-        as_index=loaded.is_index and all_platforms,
+        as_index=len(images) > 1 or (loaded.is_index and _several(args.platform)),
         extra_tags=tags,
+        base_annotations=not args.no_base_annotations,
     )
     report_result(args, result, progress)
     return 0
+
+
+def _several(platform: str | None) -> bool:
+    """Whether ``--platform`` asked for all or a list: an index stays one, even of one entry."""
+    return platform is not None and (platform.strip() == "all" or "," in platform)
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
@@ -234,8 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", metavar="DEST")
     p.add_argument(
         "--platform",
-        metavar="OS/ARCH[/VARIANT]|all",
-        help="copy one platform of an index (default: all of it)",
+        type=platform_value,
+        metavar="OS/ARCH[/VARIANT][,...]|all",
+        help="copy one platform of an index, or a comma list of them as a new index "
+        "(default: all of it)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_registry_options(p)
@@ -246,7 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="show an image's manifest and config")
     p.add_argument("ref", metavar="REF")
     p.add_argument(
-        "--platform", metavar="OS/ARCH[/VARIANT]", help="for an index, show this platform's image"
+        "--platform",
+        type=one_platform_value,
+        metavar="OS/ARCH[/VARIANT]",
+        help="for an index, show this platform's image",
     )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="manifest and config as JSON")
@@ -269,14 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     prune = cache_sub.add_parser("prune", help="remove old layer cache entries")
     prune.add_argument(
         "--keep",
-        type=int,
+        type=count_value,
         default=None,
         metavar="N",
         help="keep the N most recently used entries (default: remove all)",
     )
     prune.add_argument(
         "--older-than-days",
-        type=float,
+        type=days_value,
         metavar="DAYS",
         help="only remove entries unused for this many days",
     )
@@ -343,7 +350,9 @@ def _one_line(err: BaseException) -> str | None:
     from .._errors import OCIBuildError
 
     if isinstance(err, OCIBuildError):
-        return str(err).splitlines()[0] if str(err) else type(err).__name__
+        # the command line's own wording, where the library's speaks Python
+        text = getattr(err, "flags", None) or str(err)
+        return text.splitlines()[0] if text else type(err).__name__
     if isinstance(err, OSError):
         where = f" {err.filename!r}" if err.filename else ""
         return f"{err.strerror or err}{':' if where else ''}{where}"

@@ -22,6 +22,12 @@ __all__ = [
     "OneLineFormatter",
     "UsageError",
     "add_destination",
+    "count_value",
+    "days_value",
+    "location_value",
+    "one_platform_value",
+    "platform_value",
+    "user_value",
     "add_image_options",
     "add_progress_options",
     "add_quiet_option",
@@ -40,6 +46,71 @@ __all__ = [
 
 class UsageError(Exception):
     """A bad option value found after argparse (exit status 2)."""
+
+
+def user_value(value: str) -> str:
+    """``--user``: ``USER[:GROUP]``, each a name or a number; anything else no runtime takes."""
+    user, sep, group = value.partition(":")
+    if not user or (sep and not group) or ":" in group:
+        raise argparse.ArgumentTypeError(
+            f"expected USER[:GROUP] (a name or id, and optionally a group), got {value!r}"
+        )
+    return value
+
+
+def platform_value(value: str) -> str:
+    """``--platform``: ``OS/ARCH[/VARIANT]``, a comma list of them, or ``all``."""
+    if value.strip() == "all":
+        return value
+    for item in value.split(","):
+        one_platform_value(item)
+    return value
+
+
+def one_platform_value(value: str) -> str:
+    """``--platform`` where one image is shown: ``OS/ARCH[/VARIANT]``."""
+    from .._errors import InvalidPlatformError
+    from ..oci import Platform
+
+    try:
+        Platform.parse(value)
+    except InvalidPlatformError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
+
+
+def location_value(value: str) -> str:
+    """An image spelling (``REGISTRY/REPO:TAG``, ``oci:DIR[:TAG]``, ...) that parses."""
+    from .._errors import InvalidReferenceError
+    from ..transports._location import check_spelling
+
+    try:
+        check_spelling(value)  # loads no plugins: a plugin's prefix is the command's to read
+    except InvalidReferenceError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
+
+
+def count_value(value: str) -> int:
+    """A whole number, 0 or more."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {value!r}")
+    return number
+
+
+def days_value(value: str) -> float:
+    """A number of days, 0 or more."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of days, 0 or more, got {value!r}")
+    return number
 
 
 class OneLineFormatter(logging.Formatter):
@@ -142,6 +213,7 @@ def add_destination(parser: argparse.ArgumentParser) -> None:
         "-t",
         action=Once,
         required=True,
+        type=location_value,
         metavar="REF",
         help="destination: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF], "
         "docker-daemon:NAME[:TAG] (a Docker-compatible engine)",
@@ -153,6 +225,7 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base",
         "-b",
+        type=location_value,
         default="scratch",
         metavar="REF",
         help="base image: REGISTRY/REPO:TAG, oci:DIR[:TAG], docker-archive:FILE[:REF], "
@@ -160,8 +233,10 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--platform",
-        metavar="OS/ARCH[/VARIANT]|all",
-        help="platform to pick from a multi-platform base, or 'all'",
+        type=platform_value,
+        metavar="OS/ARCH[/VARIANT][,...]|all",
+        help="platforms to pick from a multi-platform base: one, a comma list (the result is "
+        "an index of those), or 'all' (default: linux/amd64, with a warning)",
     )
     layer = parser.add_argument_group("layer")
     layer.add_argument("--compression", choices=("gzip", "zstd", "none"), default="gzip")
@@ -191,9 +266,15 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
     config.add_argument("--cmd", metavar="CMD", help="JSON array or shell words")
     config.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
     config.add_argument("--workdir", metavar="DIR")
-    config.add_argument("--user", metavar="USER[:GROUP]")
+    config.add_argument("--user", type=user_value, metavar="USER[:GROUP]")
     config.add_argument("--label", "-l", action="append", default=[], metavar="K=V")
     config.add_argument("--annotation", "-a", action="append", default=[], metavar="K=V")
+    config.add_argument(
+        "--no-base-annotations",
+        action="store_true",
+        help="leave out the org.opencontainers.image.base.name/.base.digest annotations "
+        "that name a registry base",
+    )
     config.add_argument(
         "--json", action="store_true", help="print the result as JSON on stdout, and no progress"
     )
@@ -294,6 +375,13 @@ def layer_options(args: argparse.Namespace) -> Any:
             kwargs["mtime"] = int(args.mtime)
         else:
             raise UsageError(f"--mtime expects seconds since 1970 or 'keep', got {args.mtime!r}")
+    from .._errors import InvalidOptionError
+    from ..layer._compress import check_level
+
+    try:
+        check_level(args.compression, args.level)
+    except InvalidOptionError as err:
+        raise UsageError(f"--level: {err}") from None
     return LayerOptions(**kwargs)
 
 

@@ -288,6 +288,8 @@ def _builder(args: argparse.Namespace, preprocessor: Any, progress: Any, **dest:
         offer("labels", parse_pairs(args.label, "label"), *flags(("--label", args.label)))
     annotations = parse_pairs(args.annotation, "annotation")
     offer("annotations", annotations, *flags(("--annotation", args.annotation)))
+    if args.no_base_annotations:
+        offer("base_annotations", False, "--no-base-annotations")
     access = flags(
         ("--username", args.username),
         ("--authfile", args.authfile),

@@ -11,7 +11,8 @@ from ..oci._manifest import MAX_INDEX_DEPTH, parse_manifest_or_index
 from ..transports import Location, open_sink, open_source
 from ..transports._base import ImageSource, Progress, phase
 from ..transports._tagging import TaggingSink
-from ._image import Image
+from ._image import load
+from ._platforms import PlatformSpec, select_entries, wanted_platforms
 from ._write import BlobWriter, WriteResult, tag_of, write
 
 if TYPE_CHECKING:
@@ -24,30 +25,31 @@ def copy(
     src: str | Location,
     dest: str | Location,
     *,
-    platform: Platform | str | None = None,
+    platform: PlatformSpec = None,
     registry_options: RegistryOptions | None = None,
     progress: Progress | None = None,
     extra_tags: Sequence[str] = (),
 ) -> WriteResult:
     """Copy what ``src`` names to ``dest``, keeping manifest digests.
 
-    An index is copied whole (every platform) unless ``platform`` picks one entry; ``"all"``
-    asks for the whole index explicitly. Blobs the destination has are not sent; blobs in
-    another repository of the same registry are mounted. ``extra_tags`` name the copy too
-    (one manifest put each).
+    An index is copied whole (every platform; ``"all"`` asks for that explicitly) unless
+    ``platform`` picks one entry (copied as that image) or several (``"linux/amd64,linux/arm64"``
+    or a list: a new index of exactly those entries, each image byte for byte). Blobs the
+    destination has are not sent; blobs in another repository of the same registry are mounted.
+    ``extra_tags`` name the copy too (one manifest put each).
     """
     src_loc = src if isinstance(src, Location) else Location.parse(src)
     dest_loc = dest if isinstance(dest, Location) else Location.parse(dest)
+    wanted = wanted_platforms(platform)
     if src_loc.kind == "scratch":
+        images = load(src_loc, platform=platform).images
         return write(
-            Image.scratch(None if platform == "all" else platform),
+            images,
             dest_loc,
             registry_options=registry_options,
             progress=progress,
             extra_tags=extra_tags,
         )
-    if isinstance(platform, str) and platform != "all":
-        platform = Platform.parse(platform)
 
     source = open_source(src_loc, registry_options)
     sink = open_sink(dest_loc, registry_options)
@@ -57,17 +59,21 @@ def copy(
         tag = tag if tag is not None else extra_tags[0]
     writer = BlobWriter(sink, progress)
     platforms: list[str] = []
-    selected = platform if isinstance(platform, Platform) else None
 
     def body() -> Descriptor:
         data, media_type = source.get_manifest()
         parsed = parse_manifest_or_index(data, media_type)
         if isinstance(parsed, Index):
-            if selected is None:
+            if not isinstance(wanted, tuple):
                 return _copy_index(writer, source, parsed, data, tag, platforms)
-            desc = parsed.select(selected)
+            if len(wanted) > 1:
+                return _copy_entries(writer, source, parsed, wanted, tag, platforms)
+            desc = parsed.select(wanted[0])
             data = source.get_child_manifest(desc)
             parsed = Manifest.from_json(data, desc.media_type)
+        elif isinstance(wanted, tuple) and len(wanted) > 1:
+            asked = ", ".join(str(p) for p in wanted)
+            raise ManifestError(f"{src_loc} is a single image, not an index of {asked}")
         top = writer.raw_image(source, parsed, data, tag=tag)
         platforms.append(str(top.platform))
         return top
@@ -76,6 +82,31 @@ def copy(
         return writer.transact(body, str(dest_loc), platforms)
     finally:
         source.close()
+
+
+def _copy_entries(
+    writer: BlobWriter,
+    source: ImageSource,
+    index: Index,
+    wanted: tuple[Platform, ...],
+    tag: str | None,
+    platforms: list[str],
+) -> Descriptor:
+    """Copy the entries of ``index`` for ``wanted``, under a new index of just those."""
+    children = []
+    entries = select_entries(source.name, index, wanted)
+    for desc in entries:
+        data = source.get_child_manifest(desc)
+        child = parse_manifest_or_index(data, desc.media_type)
+        if not isinstance(child, Manifest):
+            raise ManifestError(
+                f"{source.name}: the {desc.platform} entry is an index, not an image"
+            )
+        children.append((child, data))
+        platforms.append(str(desc.platform))
+    writer.raw_images(source, children)
+    subset = Index(tuple(entries), media_type=index.media_type, annotations=index.annotations)
+    return writer.sink.put_manifest(subset.to_json(), subset.media_type, tag=tag)
 
 
 def _copy_index(

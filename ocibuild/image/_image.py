@@ -2,7 +2,9 @@
 them from any transport.
 
 Every change returns a new :class:`Image`. Appended layers may not know their digests yet:
-their ``diff_ids`` and history reach the config when the image is written.
+their ``diff_ids`` and history reach the config when the image is written. A loaded image
+remembers what it was read as (:class:`ImageOrigin`): written unchanged it is the same bytes,
+and an image made from it names it as its base.
 """
 
 from __future__ import annotations
@@ -26,13 +28,21 @@ from ..oci import (
 )
 from ..oci import media_types as mt
 from ..oci._blobs import TarStream, VerifyingStream
-from ..oci._config import check_text, json_text
+from ..oci._config import check_text
 from ..oci._descriptor import freeze_map
 from ..oci._epoch import source_date_epoch
 from ..oci._layer import BlobStream, Layer, LayerDigests
 from ..oci._manifest import parse_manifest_or_index
 from ..transports import Location, mount_origin, open_source
 from ..transports._base import ImageSource
+from ._platforms import (
+    ALL,
+    DEFAULT_PLATFORM,
+    PlatformSpec,
+    check_single,
+    select_entries,
+    wanted_platforms,
+)
 
 if TYPE_CHECKING:
     from ..transports.registry import RegistryOptions
@@ -41,6 +51,7 @@ __all__ = [
     "BASE_DIGEST",
     "BASE_NAME",
     "Image",
+    "ImageOrigin",
     "Loaded",
     "SourceLayer",
     "build_time",
@@ -51,7 +62,6 @@ __all__ = [
 
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
-DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
 def build_time() -> str:
@@ -61,15 +71,52 @@ def build_time() -> str:
 
 
 @dataclass(frozen=True)
+class ImageOrigin:
+    """What :func:`load` read an image as: enough to write it again byte for byte, and to
+    name it as the base of images made from it.
+
+    ``name`` is the base's registry reference, fully qualified (``docker.io/library/python:3.12``);
+    a reference pinned by digest is named ``REGISTRY/REPO@DIGEST`` with any tag beside the
+    digest left out, since the digest alone chose the content. Layouts, archives and engines
+    have no ``name``: their spelling is a path on one machine, which would make the digest of
+    every image built on them depend on where the base happened to lie.
+    """
+
+    name: str | None
+    digest: Digest
+    manifest: Manifest
+    manifest_data: bytes = field(repr=False)
+    config_data: bytes = field(repr=False)
+    config: ImageConfig = field(repr=False)
+    layers: tuple[Layer, ...] = field(repr=False)
+    media_type: str = mt.OCI_MANIFEST
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        """The ``org.opencontainers.image.base.*`` annotations an image made from this one
+        carries: none for a base without a registry name."""
+        if self.name is None:
+            return {}
+        return {BASE_NAME: self.name, BASE_DIGEST: str(self.digest)}
+
+
+@dataclass(frozen=True)
 class Image:
     """An image: ``config`` describes ``layers[:len(layers) - len(pending_history)]``; the
-    rest were appended and are described by ``pending_history`` until written."""
+    rest were appended and are described by ``pending_history`` until written.
+
+    ``annotations`` are the ones the written manifest adds; a loaded image starts with none
+    (its source's describe that image, not one made from it). ``origin`` is what :func:`load`
+    read; it is kept through every change, and only an image equal to it is written as its
+    original bytes.
+    """
 
     config: ImageConfig
     layers: tuple[Layer, ...] = ()
     media_type: str = mt.OCI_MANIFEST
     annotations: Mapping[str, str] = field(default_factory=dict)
     pending_history: tuple[HistoryEntry, ...] = ()
+    origin: ImageOrigin | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_annotations(self.annotations)
@@ -95,7 +142,8 @@ class Image:
     ) -> Image:
         """Read an image from any transport spelling (``oci:DIR:TAG``, ``REGISTRY/REPO:TAG``, ...).
 
-        An index is resolved to the entry for ``platform`` (``linux/amd64`` when not given).
+        An index is resolved to the entry for ``platform`` (``linux/amd64`` when not given, with
+        a warning naming the other platforms); :func:`load` reads several.
         """
         return load_image(spec, platform=platform, registry_options=registry_options)
 
@@ -110,6 +158,19 @@ class Image:
     def base_layer_count(self) -> int:
         """How many layers the config already lists."""
         return len(self.layers) - len(self.pending_history)
+
+    @property
+    def is_unchanged(self) -> bool:
+        """Whether this is the image :func:`load` read, as it was: writing it writes the
+        manifest and config it was read from, byte for byte."""
+        origin = self.origin
+        if origin is None or self.pending_history or self.annotations:
+            return False
+        return (self.config, self.layers, self.media_type) == (
+            origin.config,
+            origin.layers,
+            origin.media_type,
+        )
 
     # -- changing --------------------------------------------------------------------
 
@@ -230,7 +291,12 @@ class SourceLayer:
 
 @dataclass(frozen=True)
 class Loaded:
-    """What a location holds: one image, or an index with an image per platform."""
+    """What a location holds: one image, or an index and the images of the platforms asked for.
+
+    ``images`` come in the order the platforms were asked for (the index's own for all of
+    them); ``index`` is the index read (``None`` for one image or ``scratch``) and ``digest``
+    the digest of what the location names.
+    """
 
     images: tuple[Image, ...]
     index: Index | None
@@ -245,40 +311,41 @@ class Loaded:
 def load(
     spec: str | Location,
     *,
-    platform: Platform | str | None = None,
+    platform: PlatformSpec = None,
     all_platforms: bool = False,
     registry_options: RegistryOptions | None = None,
 ) -> Loaded:
-    """Read what ``spec`` names; an index is resolved to ``platform`` unless ``all_platforms``."""
+    """Read what ``spec`` names.
+
+    An index gives the images of the platforms ``platform`` asks for: one (``linux/arm64``),
+    several (``["linux/amd64", "linux/arm64"]`` or ``"linux/amd64,linux/arm64"``) or every one
+    (``"all"``, or ``all_platforms``). Asked for none, it gives ``linux/amd64`` and logs a
+    warning naming what else the index has. ``scratch`` gives an empty image per platform.
+    """
     location = spec if isinstance(spec, Location) else Location.parse(spec)
-    if isinstance(platform, str):
-        platform = Platform.parse(platform)
+    wanted = ALL if all_platforms else wanted_platforms(platform)
     if location.kind == "scratch":
-        return Loaded((Image.scratch(platform),), None, None, None)
+        chosen = (None,) if wanted is None or wanted == ALL else wanted
+        return Loaded(tuple(Image.scratch(p) for p in chosen), None, None, None)
 
     source = open_source(location, registry_options)
     data, media_type = source.get_manifest()
     top_digest = Digest.of(data)
     parsed = parse_manifest_or_index(data, media_type)
-    base_name = str(location)
+    name = base_name(location)
     if isinstance(parsed, Manifest):
-        image = _image_from_manifest(source, parsed, base_name, top_digest)
-        if platform is not None and not all_platforms and not image.platform.matches(platform):
-            raise ManifestError(
-                f"{base_name} is a single {image.platform} image, not {platform}; "
-                "drop --platform or pick a matching base"
-            )
+        image = _image_from_manifest(source, parsed, data, name, top_digest)
+        if isinstance(wanted, tuple):
+            check_single(location, image.platform, wanted)
         return Loaded((image,), None, top_digest, source)
 
     index = parsed
-    if all_platforms:
-        entries = index.images
-    else:
-        entries = (index.select(platform or Platform("linux", "amd64")),)
+    entries = select_entries(location, index, wanted)
     images = []
     for desc in entries:
-        child = Manifest.from_json(source.get_child_manifest(desc), desc.media_type)
-        images.append(_image_from_manifest(source, child, base_name, desc.digest))
+        child_data = source.get_child_manifest(desc)
+        child = Manifest.from_json(child_data, desc.media_type)
+        images.append(_image_from_manifest(source, child, child_data, name, desc.digest))
     return Loaded(tuple(images), index, top_digest, source)
 
 
@@ -289,23 +356,37 @@ def load_image(
     registry_options: RegistryOptions | None = None,
 ) -> Image:
     """Read one image (an index resolved to ``platform``, ``linux/amd64`` by default)."""
-    return load(spec, platform=platform, registry_options=registry_options).images[0]
+    wanted = wanted_platforms(platform)
+    if wanted == ALL or (isinstance(wanted, tuple) and len(wanted) > 1):
+        raise InvalidPlatformError(
+            f"one image has one platform, not {platform!r}: use load() for several"
+        )
+    return load(spec, platform=wanted, registry_options=registry_options).images[0]
+
+
+def base_name(location: Location) -> str | None:
+    """The ``base.name`` annotation for a base at ``location``: registries only, fully
+    qualified, and ``REGISTRY/REPO@DIGEST`` for a pinned one whatever tag stood beside it."""
+    ref = location.reference
+    if location.kind != "registry" or ref is None:
+        return None
+    return str(replace(ref, tag=None) if ref.digest is not None else ref)
 
 
 def _image_from_manifest(
-    source: ImageSource, manifest: Manifest, base_name: str, digest: Digest
+    source: ImageSource, manifest: Manifest, data: bytes, name: str | None, digest: Digest
 ) -> Image:
-    config = ImageConfig.from_json(source.get_blob(manifest.config))
+    config_data = source.get_blob(manifest.config)
+    config = ImageConfig.from_json(config_data)
     diff_ids = checked_diff_ids(config, manifest, source)
     mount_from = mount_origin(source)
     layers = tuple(
         SourceLayer(source, desc, diff_id, mount_from=mount_from)
         for desc, diff_id in zip(manifest.layers, diff_ids, strict=True)
     )
-    # A path that is not UTF-8 names the base with \xNN escapes: a label, not a way back.
-    annotations = {BASE_NAME: json_text(base_name), BASE_DIGEST: str(digest)}
     media_type = mt.DOCKER_MANIFEST if manifest.is_docker else mt.OCI_MANIFEST
-    return Image(config, layers, media_type=media_type, annotations=annotations)
+    origin = ImageOrigin(name, digest, manifest, data, config_data, config, layers, media_type)
+    return Image(config, layers, media_type=media_type, origin=origin)
 
 
 def checked_diff_ids(

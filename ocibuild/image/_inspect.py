@@ -6,9 +6,11 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._errors import InvalidPlatformError
 from ..oci import Digest, ImageConfig, Index, Manifest, Platform
 from ..oci._manifest import parse_manifest_or_index
 from ..transports import Location, open_source
+from ._platforms import wanted_platforms
 
 if TYPE_CHECKING:
     from ..transports.registry import RegistryOptions
@@ -83,19 +85,27 @@ class InspectReport:
 
 
 def inspect(
-    spec: str, *, platform: str | None = None, registry_options: RegistryOptions | None = None
+    spec: str,
+    *,
+    platform: Platform | str | None = None,
+    registry_options: RegistryOptions | None = None,
 ) -> InspectReport:
     """Read the manifest (and config) that ``spec`` names; an index is shown as such unless
-    ``platform`` picks an entry."""
+    ``platform`` (a :class:`Platform` or its spelling, ``linux/arm64``) picks an entry."""
+    wanted = wanted_platforms(platform)
+    if isinstance(wanted, str) or (wanted is not None and len(wanted) != 1):
+        raise InvalidPlatformError(
+            f"inspect shows one image or the whole index: give one platform, not {platform!r}"
+        )
     location = Location.parse(spec)
     source = open_source(location, registry_options)
     try:
         data, media_type = source.get_manifest()
         parsed = parse_manifest_or_index(data, media_type)
         index_digest = None
-        if isinstance(parsed, Index) and platform:
+        if isinstance(parsed, Index) and wanted is not None:
             index_digest = Digest.of(data)
-            desc = parsed.select(Platform.parse(platform))
+            desc = parsed.select(wanted[0])
             data = source.get_child_manifest(desc)
             media_type = desc.media_type
             parsed = Manifest.from_json(data, media_type)

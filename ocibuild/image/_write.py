@@ -93,6 +93,7 @@ def write(
     as_index: bool | None = None,
     tag: str | TagRule | None = None,
     extra_tags: Sequence[str] = (),
+    base_annotations: bool = True,
 ) -> WriteResult:
     """Write one image, or several as an index (one per platform), to ``dest``.
 
@@ -102,6 +103,10 @@ def write(
     the manifest digest, called just before the manifest is put, for a tag that changes
     exactly when the image does without a pass over the layers to work it out first.
     ``extra_tags`` name the same image too: each is one more manifest put, nothing else.
+
+    An image made from one loaded from a registry names it in the OCI manifest's
+    ``org.opencontainers.image.base.name`` and ``.base.digest`` annotations, unless
+    ``base_annotations`` is false. A loaded image written unchanged keeps its manifest bytes.
     """
     if isinstance(images, Image):
         images = (images,)
@@ -117,7 +122,7 @@ def write(
     if extra_tags:
         sink = TaggingSink(sink, extra_tags)
         top_tag = top_tag if top_tag is not None else extra_tags[0]
-    writer = BlobWriter(sink, progress)
+    writer = BlobWriter(sink, progress, base_annotations=base_annotations)
 
     def body() -> Descriptor:
         if not as_index:
@@ -140,8 +145,11 @@ def write(
 class BlobWriter:
     """Writes the blobs of one or more images through one sink, each layer object once."""
 
-    def __init__(self, sink: ImageSink, progress: Progress | None) -> None:
+    def __init__(
+        self, sink: ImageSink, progress: Progress | None, *, base_annotations: bool = True
+    ) -> None:
         self.sink = sink
+        self.base_annotations = base_annotations
         self.progress: Progress = progress or NullProgress()
         self.pool = ThreadPoolExecutor(max_workers=max(1, sink.concurrency))
         self.futures: dict[int, Future[BlobResult]] = {}
@@ -194,6 +202,16 @@ class BlobWriter:
         return [desc for desc, _ in done]
 
     def _image(self, image: Image, *, tag: str | TagRule | None) -> _Written:
+        origin = image.origin
+        if origin is not None and image.is_unchanged:
+            return self._verbatim(
+                image.layers,
+                origin.manifest,
+                origin.manifest_data,
+                origin.config_data,
+                tag,
+                image.platform,
+            )
         docker = _docker_family(image)
         futures = [
             self._layer_future(layer, _family_media_type(layer.media_type, docker))
@@ -215,7 +233,7 @@ class BlobWriter:
             config=config_desc,
             layers=tuple(r.descriptor for r in layer_results),
             media_type=mt.DOCKER_MANIFEST if docker else mt.OCI_MANIFEST,
-            annotations={} if docker else dict(image.annotations),
+            annotations={} if docker else {**self._base_annotations(image), **image.annotations},
         )
         data = manifest.to_json()
         named = _named(tag, data)
@@ -261,22 +279,34 @@ class BlobWriter:
         config_data = source.get_blob(manifest.config)
         config = ImageConfig.from_json(config_data)
         mount_from = mount_origin(source)
-        futures = [
-            self._layer_future(
-                SourceLayer(source, desc, diff_id, mount_from=mount_from), desc.media_type
-            )
+        layers = [
+            SourceLayer(source, desc, diff_id, mount_from=mount_from)
             for desc, diff_id in zip(
                 manifest.layers, checked_diff_ids(config, manifest, source), strict=True
             )
         ]
+        return self._verbatim(layers, manifest, data, config_data, tag, config.platform)
+
+    def _verbatim(
+        self,
+        layers: Sequence[Layer],
+        manifest: Manifest,
+        data: bytes,
+        config_data: bytes,
+        tag: str | TagRule | None,
+        platform: Platform,
+    ) -> _Written:
+        """Write ``layers`` as they are, then ``config_data`` and the manifest ``data``: the
+        same bytes, unless the sink stores plain tars (the manifest then describes those)."""
+        futures = [self._layer_future(layer, layer.media_type) for layer in layers]
         results = [future.result() for future in futures]
         if self.sink.stores_uncompressed:  # the layers went in as tars: describe them so
-            layers = tuple(result.descriptor for result in results)
-            manifest = Manifest(describe(config_data, mt.DOCKER_CONFIG), layers, mt.DOCKER_MANIFEST)
+            described = tuple(result.descriptor for result in results)
+            config_desc = describe(config_data, mt.DOCKER_CONFIG)
+            manifest = Manifest(config_desc, described, mt.DOCKER_MANIFEST)
             data = manifest.to_json()
-        results.append(self._put_config(config_data, manifest.config, str(config.platform)))
-        platform = config.platform
-        desc = self._put_manifest(data, manifest.media_type, tag, platform)
+        results.append(self._put_config(config_data, manifest.config, str(platform)))
+        desc = self._put_manifest(data, manifest.media_type, _named(tag, data), platform)
         return Descriptor(manifest.media_type, desc.digest, desc.size, platform=platform), results
 
     def _put_manifest(
@@ -286,6 +316,12 @@ class BlobWriter:
             desc = self.sink.put_manifest(data, media_type, tag=tag, platform=platform)
             step.detail = str(desc.digest)
         return desc
+
+    def _base_annotations(self, image: Image) -> dict[str, str]:
+        """The annotations naming the image ``image`` was made from, if wanted and named."""
+        if not self.base_annotations or image.origin is None:
+            return {}
+        return image.origin.annotations
 
     def _put_config(self, data: bytes, desc: Descriptor, platform: str) -> BlobResult:
         """The config is a blob like any other: it takes its turn in the shared pool."""

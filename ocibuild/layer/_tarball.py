@@ -30,11 +30,12 @@ class TarballLayer:
     whole: one that is cut short or corrupt fails the stream before a sink commits it.
 
     ``strict`` refuses members that are valid tar but hostile in a layer: paths or links out
-    of the root, devices, FIFOs, setuid files (see :mod:`._tar_strict`), in the same pass.
+    of the root, devices, FIFOs, setuid files, in the same pass.
 
     A regular file is checked when the layer is made. A pipe or FIFO is opened and read
     when the layer is first streamed or its media type first asked for (a FIFO waits there
-    for its writer), and read only once (see :mod:`._spool`).
+    for its writer), and read only once: what it gave is kept, so the layer can be streamed
+    again (an upload the registry lost) without reading the pipe twice.
     """
 
     def __init__(

@@ -37,7 +37,8 @@ class Platform:
     def parse(cls, text: str) -> Platform:
         """Parse ``os/arch[/variant]`` such as ``linux/arm64/v8``."""
         parts = text.strip().split("/")
-        if len(parts) not in (2, 3) or not all(parts):
+        # a comma list is several platforms (see ocibuild.load), never one with a comma in it
+        if len(parts) not in (2, 3) or not all(parts) or "," in text:
             raise InvalidPlatformError(
                 f"invalid platform {text!r}: expected os/arch[/variant], e.g. linux/amd64"
             )

@@ -161,8 +161,11 @@ class Index:
             and not (d.platform and d.platform.os == "unknown")
         )
 
-    def select(self, platform: Platform) -> Descriptor:
-        """The entry for ``platform``; raises :class:`NotFoundError` listing what exists."""
+    def select(self, platform: Platform | str) -> Descriptor:
+        """The entry for ``platform`` (a :class:`Platform` or its spelling, ``linux/arm64``);
+        raises :class:`NotFoundError` listing what exists."""
+        if isinstance(platform, str):
+            platform = Platform.parse(platform)
         for desc in self.images:
             if desc.platform is not None and desc.platform.matches(platform):
                 return desc

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .._errors import InvalidReferenceError, OCIBuildError
 from ..oci import Reference
 
-__all__ = ["DAEMON_PREFIX", "Location", "add_prefix", "set_prefix_resolver"]
+__all__ = ["DAEMON_PREFIX", "Location", "add_prefix", "check_spelling", "set_prefix_resolver"]
 
 # Transports spelled PREFIX:PATH[:TAG]; the transport table adds the ones plugins register.
 _PATH_TRANSPORTS = ["oci:", "docker-archive:"]
@@ -61,6 +61,20 @@ def _is_reference(text: str) -> bool:
     except InvalidReferenceError:
         return False
     return True
+
+
+def check_spelling(text: str) -> None:
+    """Raise :class:`InvalidReferenceError` if ``text`` names no image, without loading
+    plugins: a prefix no transport registered yet (``python:`` of ``python:3.11`` looks like
+    one) is left to :meth:`Location.parse`, which asks the plugins."""
+    match = _MAYBE_PREFIX.match(text.strip())
+    if match is not None:
+        prefix = f"{match.group(1)}:"
+        with _lock:
+            known = prefix in _PATH_TRANSPORTS or prefix == DAEMON_PREFIX
+        if not known:
+            return
+    Location.parse(text)
 
 
 def add_prefix(kind: str) -> None:

@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...image._image import Image
+from ...image._image import Image, load
+from ...image._platforms import PlatformSpec, wanted_platforms
 from ...layer import Layer, LayerCache, LayerOptions, default_cache_dir
-from ...oci import ContainerConfig, Digest, Platform
+from ...oci import ContainerConfig, Digest
 from ...transports._base import phase
 from ...transports._location import Location
 from .._context import BuildContext
@@ -57,6 +58,8 @@ class AppendBuilder:
 
     Requirements of the context become their own layer below the code (see :mod:`ocibuild._deps`);
     their Python version is ``python_version`` or the base image's ``PYTHON_VERSION``.
+    ``platform`` picks the base's platforms as :func:`ocibuild.load` does (one, a list or
+    ``"all"``); several give an index, each platform with its own dependency layer.
     """
 
     def __init__(
@@ -69,7 +72,7 @@ class AppendBuilder:
         *,
         tag: str | None = None,
         to: str | None = None,
-        platform: str | Platform | None = None,
+        platform: PlatformSpec = None,
         python_version: str | None = None,
         platform_tags: Sequence[str] | None = None,
         layer_options: LayerOptions | None = None,
@@ -80,6 +83,7 @@ class AppendBuilder:
         cache_dir: str | Path | None = None,
         pip_args: Sequence[str] = (),
         progress: Progress | None = None,
+        base_annotations: bool = True,
     ) -> None:
         if preprocessor is None:
             raise PipelineError("the append builder needs a preprocessor")
@@ -90,7 +94,7 @@ class AppendBuilder:
         self.preprocessor = preprocessor
         self.tag = tag
         self.to = to
-        self.platform = Platform.parse(platform) if isinstance(platform, str) else platform
+        self.platform = wanted_platforms(platform)  # checked now, not after preprocessing
         self.python_version = python_version
         self.platform_tags = tuple(platform_tags or ())
         self.layer_options = layer_options or LayerOptions()
@@ -101,6 +105,7 @@ class AppendBuilder:
         self.layer_cache = LayerCache(self.cache_dir) if cache else None
         self.pip_args = tuple(pip_args)
         self.progress = progress  # told each step and blob (the CLI draws them)
+        self.base_annotations = base_annotations
         self.image_tag: str | None = None  # Fairing's attribute: the last image written
         self.context: BuildContext | None = None
         if self.to is None and self.push and not self.registry:
@@ -120,17 +125,25 @@ class AppendBuilder:
             step.detail = f"{len(context.files)} files"
         self.context = context
         with phase(self.progress, "resolve base") as step:
-            base = Image.load(
+            loaded = load(
                 self.base_image, platform=self.platform, registry_options=self.registry_options
             )
-            step.detail = f"{self.base_image} ({base.platform})"
-        self._check_python(context, base)
-        image = self._assemble(context, base)
+            platforms = ", ".join(str(b.platform) for b in loaded.images)
+            step.detail = f"{self.base_image} ({platforms})"
+        for base in loaded.images:
+            self._check_python(context, base)
+        code = code_layer(context, self.layer_options, self.layer_cache)
+        images = [self._assemble(context, base, code) for base in loaded.images]
         dest, tag = self._destination()
         pushed = Location.parse(dest).kind == "registry"
         _log.info("pushing to %s" if pushed else "writing %s", dest)
         result = write(
-            image, dest, registry_options=self.registry_options, tag=tag, progress=self.progress
+            images,
+            dest,
+            registry_options=self.registry_options,
+            tag=tag,
+            base_annotations=self.base_annotations,
+            progress=self.progress,
         )
         self.image_tag = result.reference
         return BuildResult(result.reference, result.digest, pushed, context, result)
@@ -164,12 +177,11 @@ class AppendBuilder:
                 f"minor version; use a base image with Python {context.python_version}"
             )
 
-    def _assemble(self, context: BuildContext, base: Image) -> Image:
+    def _assemble(self, context: BuildContext, base: Image, code: Layer) -> Image:
         deps = self._dependency_layer(context, base)
         image = base
         if deps is not None:
             image = image.append(deps[0], created_by="ocibuild: pip install (dependencies)")
-        code = code_layer(context, self.layer_options, self.layer_cache)
         image = image.append(code, created_by=f"ocibuild: {' '.join(context.command)} (code)")
         env = image_env(
             base.config.env, context, deps=deps is not None, deps_bin=deps is not None and deps[1]

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..._errors import OCIBuildError
-from ...oci import Digest, Reference
+from ...oci import Digest, Platform, Reference
 from ...transports import Location, open_source
 from ...transports.docker import EngineError
 from .._context import BuildContext
@@ -70,7 +70,7 @@ class DockerBuilder:
         context_dir: str | os.PathLike[str] | None = None,
         build_args: Mapping[str, str] | None = None,
         target: str | None = None,
-        platform: str | None = None,
+        platform: Platform | str | None = None,
         labels: Mapping[str, str] | None = None,
         no_cache: bool = False,
         pull: bool = False,
@@ -95,7 +95,8 @@ class DockerBuilder:
         self.context_dir = context_dir
         self.build_args = dict(build_args or {})
         self.target = target
-        self.platform = platform
+        # the engine's own spelling; a comma list is the engine's to accept or refuse
+        self.platform = None if platform is None else str(platform)
         self.labels = dict(labels or {})
         self.no_cache = no_cache
         self.pull = pull

@@ -44,5 +44,5 @@ __all__ = [
 
 
 def default_preprocessor() -> str:
-    """``"notebook"`` inside a notebook kernel, else ``"python"`` (see :mod:`._kernel`)."""
+    """``"notebook"`` when called inside a Jupyter/IPython notebook kernel, else ``"python"``."""
     return "notebook" if in_notebook_kernel() else "python"

@@ -20,8 +20,11 @@ class FullNotebookPreprocessor(WorkdirPreprocessor):
     """Fairing's ``FullNotebookPreProcessor``, without papermill or Jupyter in the image.
 
     The notebook is copied under the work dir and the command runs ocibuild's small notebook
-    runner (see :mod:`ocibuild._runtime.notebook` for exactly what it does), which writes the
-    executed notebook to ``output_file`` in the work dir. A ``command`` replaces the runner.
+    runner, which writes the executed notebook to ``output_file`` in the work dir: its code
+    cells run top to bottom in one namespace with the image's Python, IPython magics and shell
+    escapes dropped, text outputs kept, the first exception stopping the run (exit status 1);
+    no Jupyter kernel, rich outputs, widgets or papermill parameters. A ``command`` replaces
+    the runner.
     """
 
     def __init__(

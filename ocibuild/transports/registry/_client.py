@@ -278,7 +278,7 @@ class RegistryClient:
         *,
         location: str | None = None,
     ) -> UploadResult:
-        """Upload a blob: monolithic when small and known, else chunked (see ``_upload.py``)."""
+        """Upload a blob: in one request when it is small and its digest known, else in chunks."""
         return upload_blob(self.connection, repository, stream, descriptor, location=location)
 
 

@@ -36,7 +36,15 @@ def default_retry_budget() -> float:
 
 @dataclass(frozen=True)
 class RegistryOptions:
-    """Settings shared by every registry a command talks to; the password never shows in repr."""
+    """Settings shared by every registry a command talks to; the password never shows in repr.
+
+    ``insecure`` names the hosts (``host[:port]``: one string, or several) reached over plain
+    HTTP or unverified TLS; loopback registries need no entry. ``ca_file`` is a CA bundle to
+    trust as well. ``username`` and ``password`` are explicit credentials; ``auth_file`` is the
+    docker/containers auth JSON to read stored ones from. ``concurrency`` blobs move at once,
+    uploads go in ``chunk_size`` pieces when they cannot go whole, and one request may wait or
+    retry for ``retry_budget`` seconds (``$OCIBUILD_RETRY_BUDGET``, else 120).
+    """
 
     insecure: frozenset[str] | str | Iterable[str] = frozenset()
     ca_file: str | None = None

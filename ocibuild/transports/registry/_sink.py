@@ -24,7 +24,7 @@ log = logging.getLogger("ocibuild.registry")
 
 
 class RegistrySink:
-    """An :class:`~ocibuild._transport.ImageSink` for ``REGISTRY/REPO[:TAG]``."""
+    """An :class:`~ocibuild.transports.ImageSink` for ``REGISTRY/REPO[:TAG]``."""
 
     def __init__(self, reference: Reference, options: RegistryOptions | None = None) -> None:
         self.reference = reference

@@ -12,9 +12,10 @@ __all__ = ["RegistrySource"]
 
 
 class RegistrySource:
-    """An :class:`~ocibuild._transport.ImageSource` for ``REGISTRY/REPO[:TAG][@DIGEST]``.
+    """An :class:`~ocibuild.transports.ImageSource` for ``REGISTRY/REPO[:TAG][@DIGEST]``.
 
-    ``platform`` is the caller's choice for indexes; selection itself is ``Index.select``.
+    An index is read as it is: which of its platforms to read is the caller's choice
+    (:meth:`~ocibuild.Index.select`, or :func:`ocibuild.load` with ``platform``).
     """
 
     def __init__(

@@ -112,10 +112,10 @@ def test_a_directory_without_one_script_is_told_in_flags(tmp_path: Path, app: Pa
     proc = ocibuild(
         "build", str(app), "--base", "scratch", "--to", f"oci:{tmp_path}:t", check=False
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # caught before any pull: a usage error
     assert proc.stderr.strip().splitlines() == [
-        "ocibuild: error: no script to run: give --executable FILE (the .py file TARGET "
-        "runs), or a TARGET with a single .py script"
+        "ocibuild: error: no executable: the target holds no single top-level .py file; give "
+        "--executable FILE (a path in the target directory), or --command with the whole command"
     ]
 
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._options import (
-    OneLineFormatter,
     UsageError,
     add_destination,
     add_image_options,
@@ -269,9 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    _show_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_warnings()  # after parsing: `--help` and usage errors need no logging
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         status = func(args)
@@ -308,6 +306,10 @@ def _drop_stdout() -> None:
 
 def _show_warnings() -> None:
     """ocibuild's warnings reach stderr once each, one line, whoever logged them."""
+    import logging
+
+    from ._logs import OneLineFormatter
+
     logger = logging.getLogger("ocibuild")
     if not any(isinstance(h.formatter, OneLineFormatter) for h in logger.handlers):
         handler = logging.StreamHandler()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import math
 import os
 import shlex
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Once",
     "info_lines",
-    "OneLineFormatter",
     "UsageError",
     "add_destination",
     "add_image_options",
@@ -36,14 +34,6 @@ __all__ = [
 
 class UsageError(Exception):
     """A bad option value found after argparse (exit status 2)."""
-
-
-class OneLineFormatter(logging.Formatter):
-    """``ocibuild: warning: MESSAGE`` on one line, as errors are shown."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = " ".join(record.getMessage().split())
-        return f"ocibuild: {record.levelname.lower()}: {text}"
 
 
 class Once(argparse.Action):
@@ -70,6 +60,10 @@ def info_lines(args: argparse.Namespace, logger_name: str) -> Iterator[None]:
     if getattr(args, "json", False) or not sys.stderr.isatty() or os.environ.get("OCIBUILD_DEBUG"):
         yield
         return
+    import logging
+
+    from ._logs import OneLineFormatter
+
     logger = logging.getLogger(logger_name)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter())

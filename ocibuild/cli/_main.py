@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._completion import add_completion_command
 from ._options import (
     UsageError,
     add_destination,
@@ -262,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.set_defaults(func=cmd_cache_prune)
 
     add_pipeline_commands(sub)
+    add_completion_command(sub)  # last: its scripts list every command added before it
     return parser
 
 

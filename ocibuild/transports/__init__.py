@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._lean_httpx import skip_httpx_cli
+
 if TYPE_CHECKING:
     from ._base import BlobOutcome, BlobResult, ImageSink, ImageSource, NullProgress, Progress
     from ._credential_sources import CredentialSource
@@ -47,6 +49,10 @@ _HOMES = {
         ["Transport", "mount_origin", "open_sink", "open_source", "register_transport"], "_table"
     ),
 }
+
+
+# Every importer of httpx (the registry client, the engine client) lives below this package.
+skip_httpx_cli()
 
 
 def __getattr__(name: str) -> Any:

@@ -31,8 +31,9 @@ class _Command(NamedTuple):
     children: tuple[str, ...]
 
 
-def add_completion_command(subparsers: Any) -> None:
-    """Add ``completion SHELL`` (call it last: the script lists the commands added before)."""
+def add_completion_command(subparsers: Any, root: argparse.ArgumentParser) -> None:
+    """Add ``completion SHELL`` to ``root``'s commands (call it last: the script lists the
+    commands added before)."""
     p = subparsers.add_parser(
         "completion",
         help="print a shell completion script (bash, zsh or fish)",
@@ -44,13 +45,11 @@ def add_completion_command(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
-    p.set_defaults(func=_cmd_completion)
+    p.set_defaults(func=_cmd_completion, completion_root=root)
 
 
 def _cmd_completion(args: argparse.Namespace) -> int:
-    from ._main import build_parser
-
-    print(completion_script(build_parser(), args.shell), end="")
+    print(completion_script(args.completion_root, args.shell), end="")
     return 0
 
 

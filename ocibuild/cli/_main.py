@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._completion import add_completion_command
+from ._examples import add_examples
 from ._options import (
     UsageError,
     add_destination,
@@ -263,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.set_defaults(func=cmd_cache_prune)
 
     add_pipeline_commands(sub)
-    add_completion_command(sub)  # last: its scripts list every command added before it
+    add_completion_command(sub, parser)  # last: its scripts list every command added before it
+    add_examples(sub)
     return parser
 
 
@@ -272,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _show_warnings()  # after parsing: `--help` and usage errors need no logging
+    if getattr(args, "verbose", False):
+        _trace_http()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         status = func(args)
@@ -320,6 +324,20 @@ def _show_warnings() -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if os.environ.get("OCIBUILD_DEBUG") else logging.INFO)
     logger.propagate = False
+
+
+def _trace_http() -> None:
+    """``-v``: the registry client's line per HTTP request (``ocibuild.http``) on stderr."""
+    import logging
+
+    from ._logs import OneLineFormatter
+
+    logger = logging.getLogger("ocibuild.http")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # once, even when OCIBUILD_DEBUG shows the ocibuild logger's
 
 
 def _one_line(err: BaseException) -> str | None:

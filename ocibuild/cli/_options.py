@@ -93,6 +93,13 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         "loopback registries need no flag",
     )
     group.add_argument("--ca-file", metavar="PEM", help="extra CA bundle to trust")
+    group.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="trace every HTTP request on stderr: method, URL, status, time (never a header "
+        "value: credentials and tokens stay out)",
+    )
     group.add_argument("--username", "-u", help="registry user name (with --password-stdin)")
     group.add_argument(
         "--password-stdin",

@@ -26,7 +26,10 @@ from ._options import (
     info_lines,
 )
 
-__all__ = ["add_pipeline_commands"]
+__all__ = ["REPO_ENV", "add_pipeline_commands"]
+
+# Where `run` pushes when neither --to nor --registry says (as KO_DOCKER_REPO is for ko).
+REPO_ENV = "OCIBUILD_REPO"
 
 
 def add_pipeline_commands(subparsers: Any) -> None:
@@ -60,7 +63,8 @@ def add_pipeline_commands(subparsers: Any) -> None:
     dest.add_argument(
         "--registry",
         metavar="HOST[/NAMESPACE]",
-        help="push to REGISTRY/IMAGE_NAME:TAG (tag derived from the content)",
+        help="push to REGISTRY/IMAGE_NAME:TAG (tag derived from the content); default "
+        f"${REPO_ENV} when --to is not given either",
     )
     p.add_argument("--image-name", default=None, metavar="NAME", help="default: ocibuild-job")
     p.add_argument("--tag", metavar="TAG", help="tag instead of the content-derived one")
@@ -259,8 +263,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..pipeline._run import build_image, deploy_image
     from ._deploy import choose_deployer, deploy_and_report
 
-    if bool(args.to) == bool(args.registry):
-        raise UsageError("give exactly one of --to REF and --registry HOST[/NAMESPACE]")
+    if args.to and args.registry:
+        raise UsageError("give one of --to REF and --registry HOST[/NAMESPACE], not both")
+    if not args.to:
+        args.registry = args.registry or _env_registry()
     choice = choose_deployer(args)  # before the build: a bad option costs no push
     builder = _builder(
         args,
@@ -276,6 +282,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
     )
     return 0
+
+
+def _env_registry() -> str:
+    """``$OCIBUILD_REPO``, the push target's default; a usage error when it is unset too."""
+    import os
+
+    value = os.environ.get(REPO_ENV, "").strip().rstrip("/")
+    if not value:
+        raise UsageError(
+            f"say where the image goes: --to REF, --registry HOST[/NAMESPACE], or set ${REPO_ENV}"
+        )
+    return value
 
 
 def _print_build(args: argparse.Namespace, result: Any) -> None:

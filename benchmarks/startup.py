@@ -13,7 +13,9 @@ version by ``scripts/crane-tool.sh``) where start-up is most of the cost:
 Runs are paired: each round runs both tools back to back, in alternating order, and every
 append writes a new ``main.py`` (fresh bytes) to a repository that does not exist yet, so both
 tools mount the three base layers and upload one new layer and a config. The table shows
-medians and the ratio ocibuild/crane of the medians; ``--out`` keeps every sample as JSON.
+medians of wall time and of CPU time (user+sys, children included: on a busy machine the CPU
+figure moves less than the wall; GNU time counts it in 10 ms steps, so crane's start-up often
+shows 0 and its CPU ratio "-") and the ratios ocibuild/crane; ``--out`` keeps every sample.
 """
 
 from __future__ import annotations
@@ -80,8 +82,10 @@ def _cases(
     }
 
 
-def _run(argv: Sequence[str], env: dict[str, str], what: str) -> float:
-    return measure(argv, env=env, cwd=REPO_ROOT, timeout=120).check(what).wall
+def _run(argv: Sequence[str], env: dict[str, str], what: str) -> tuple[float, float]:
+    """Wall and CPU seconds (user+sys of the command and its children: the pipe's tar too)."""
+    m = measure(argv, env=env, cwd=REPO_ROOT, timeout=120).check(what)
+    return m.wall, m.cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     crane = crane_binary()
     ocibuild = ocibuild_cmd()
     base = ensure_base(cache)
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp,
         start_registry(cache) as reg,
@@ -103,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         reg.push_base(base)
         work = Path(tmp)
         env = {**os.environ, "OCIBUILD_CACHE_DIR": str(work / "cache")}
+        # The interpreter's own floor, next to a Go binary's.
         floor = [_run([sys.executable, "-c", "pass"], env, "python") for _ in range(args.repeat)]
-        results["python -c pass"] = {"python": floor}
+        results["python -c pass"] = {"ocibuild": floor}
         for case, (ours, theirs) in _cases(ocibuild, crane, reg, work).items():
-            walls: dict[str, list[float]] = {"ocibuild": [], "crane": []}
+            walls: dict[str, list[tuple[float, float]]] = {"ocibuild": [], "crane": []}
             for n in range(args.repeat):
                 order = [("ocibuild", ours), ("crane", theirs)]
                 for tool, argv_of in order if n % 2 == 0 else order[::-1]:
@@ -119,15 +124,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _report(results: dict[str, dict[str, list[float]]]) -> None:
-    print(f"{'case':<16} {'ocibuild':>10} {'crane':>10} {'ratio':>7}   samples (s)")
-    for case, walls in results.items():
-        if "python" in walls:
-            print(f"{case:<16} {statistics.median(walls['python']):>9.3f}s")
+def _report(results: dict[str, dict[str, list[tuple[float, float]]]]) -> None:
+    print(f"{'median of':<16} {'ocibuild':>17} {'crane':>17} {'ratio':>13}")
+    print(f"{'':<16} {'wall':>8} {'cpu':>8} {'wall':>8} {'cpu':>8} {'wall':>6} {'cpu':>6}")
+    for case, samples in results.items():
+        if "crane" not in samples:
+            wall, cpu = _medians(samples["ocibuild"])
+            print(f"{case:<16} {wall:>7.3f}s {cpu:>7.3f}s")
             continue
-        ours, theirs = statistics.median(walls["ocibuild"]), statistics.median(walls["crane"])
-        shown = " ".join(f"{w:.3f}" for w in walls["ocibuild"])
-        print(f"{case:<16} {ours:>9.3f}s {theirs:>9.3f}s {ours / theirs:>6.1f}x   {shown}")
+        (ow, oc), (cw, cc) = (_medians(samples[t]) for t in ("ocibuild", "crane"))
+        print(
+            f"{case:<16} {ow:>7.3f}s {oc:>7.3f}s {cw:>7.3f}s {cc:>7.3f}s "
+            f"{ow / cw:>5.1f}x {f'{oc / cc:.1f}x' if cc >= 0.01 else '-':>6}"
+        )
+
+
+def _medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(w for w, _ in samples), statistics.median(c for _, c in samples)
 
 
 if __name__ == "__main__":

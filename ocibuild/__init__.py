@@ -14,7 +14,7 @@ and use ``fairing.config``), and ``ocibuild.run(...)``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     AuthenticationError,
@@ -36,20 +36,6 @@ from ._errors import (
 )
 from ._public import publish
 from ._version import __version__
-from .image import Image, Loaded, WriteResult, copy, load, write
-from .layer import FileTreeLayer, LayerCache, LayerOptions, TarballLayer
-from .oci import (
-    ContainerConfig,
-    Descriptor,
-    Digest,
-    ImageConfig,
-    Index,
-    Layer,
-    LayerDigests,
-    Manifest,
-    Platform,
-    Reference,
-)
 from .pipeline._errors import (
     DependencyError,
     DeployError,
@@ -62,8 +48,49 @@ from .pipeline._errors import (
     PodPendingError,
     WorkloadFailedError,
 )
-from .transports import CredentialSource, set_plugin_sources, set_prefix_resolver
-from .transports.docker._errors import EngineError
+from .transports._hooks import set_plugin_sources, set_prefix_resolver
+
+if TYPE_CHECKING:
+    from .image import Image, Loaded, WriteResult, copy, load, write
+    from .layer import FileTreeLayer, LayerCache, LayerOptions, TarballLayer
+    from .oci import (
+        ContainerConfig,
+        Descriptor,
+        Digest,
+        ImageConfig,
+        Index,
+        Layer,
+        LayerDigests,
+        Manifest,
+        Platform,
+        Reference,
+    )
+    from .transports import CredentialSource
+    from .transports.docker import EngineError
+
+# The rest of the API loads on first use (PEP 562), so `import ocibuild` and `ocibuild --help`
+# cost the errors and the version, not the image core, the layer pipeline or the HTTP stack.
+_LAZY = {
+    **dict.fromkeys(["Image", "Loaded", "WriteResult", "copy", "load", "write"], "image"),
+    **dict.fromkeys(["FileTreeLayer", "LayerCache", "LayerOptions", "TarballLayer"], "layer"),
+    **dict.fromkeys(
+        [
+            "ContainerConfig",
+            "Descriptor",
+            "Digest",
+            "ImageConfig",
+            "Index",
+            "Layer",
+            "LayerDigests",
+            "Manifest",
+            "Platform",
+            "Reference",
+        ],
+        "oci",
+    ),
+    "EngineError": "transports.docker._errors",
+    "run": "pipeline._run",
+}
 
 __all__ = [
     "AuthenticationError",
@@ -120,17 +147,20 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The pipeline front doors load on first use, so `import ocibuild` stays light.
+    import importlib
+
     if name == "config":
-        import importlib
-
         return importlib.import_module("ocibuild.config")
-    if name == "run":
-        from .pipeline._run import run
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ocibuild.{_LAZY[name]}"), name)
+    publish(__name__, {name: value}, [name])
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
 
-        publish(__name__, {"run": run}, ["run"])
-        return run
-    raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def _plugin_transport(kind: str) -> bool:
@@ -151,4 +181,4 @@ def _plugin_credential_sources() -> list[CredentialSource]:
 
 set_prefix_resolver(_plugin_transport)
 set_plugin_sources(_plugin_credential_sources)
-publish(__name__, globals(), [n for n in __all__ if n not in ("config", "run")])
+publish(__name__, globals(), [n for n in __all__ if n in globals()])

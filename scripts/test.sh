@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 
 ./scripts/ensure-tools.sh docker-registry=docker-registry skopeo=skopeo umoci=umoci \
   htpasswd=apache2-utils busybox=busybox-static zstd=zstd tar=tar gzip=gzip curl=curl git=git \
+  zsh=zsh fish=fish \
   dockerd=docker.io docker=docker.io podman=podman buildah=buildah \
   /usr/share/doc/python3-pip-whl=python3-pip-whl \
   /usr/share/doc/python3-setuptools-whl=python3-setuptools-whl

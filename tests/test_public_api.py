@@ -166,6 +166,47 @@ def test_offline_append_help_is_light() -> None:
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+# What `ocibuild --help` and `--version` must not import: the image core, the layer pipeline,
+# the HTTP stack, the plugin manager and the stdlib modules that made up most of its start-up.
+STARTUP_HEAVY = {
+    *HEAVY,
+    "cryptography",
+    "rich",
+    "ocibuild.image",
+    "ocibuild.layer",
+    "ocibuild.oci",
+    "ocibuild.transports._table",
+    "ocibuild.transports.registry",
+    "ocibuild.pipeline._plugins",
+    "ocibuild.pipeline._run",
+    "dataclasses",
+    "inspect",
+    "logging",
+}
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_top_level_help_and_version_are_light(flag: str) -> None:
+    loaded = _modules_after(
+        "import contextlib, io\nfrom ocibuild.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main([{flag!r}])"
+    )
+    assert "ocibuild.cli._main" in loaded
+    assert not loaded & STARTUP_HEAVY, sorted(loaded & STARTUP_HEAVY)
+
+
+def test_lazy_names_load_on_first_use_and_claim_the_root() -> None:
+    loaded = _modules_after(
+        "import ocibuild, sys\nassert 'ocibuild.image' not in sys.modules\n"
+        "from ocibuild import Image, EngineError\n"
+        "assert Image.__module__ == 'ocibuild', Image.__module__\n"
+        "assert EngineError.__module__ == 'ocibuild', EngineError.__module__\n"
+        "assert 'Image' in dir(ocibuild)"
+    )
+    assert "ocibuild.image" in loaded
+
+
 def test_pod_spec_mutator_helpers_are_light() -> None:
     # Ported Fairing code imports these at the top of a notebook: no client until a
     # Fairing-shaped mutator needs one.

@@ -17,10 +17,8 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from ._convert import Parameters
 from ._options import (
     UsageError,
     add_registry_options,
@@ -102,8 +100,9 @@ def add_deploy_command(subparsers: Any) -> None:
     p.set_defaults(func=cmd_deploy)
 
 
-@dataclass(frozen=True)
-class DeployerChoice:
+# A NamedTuple, not a dataclass: `ocibuild --help` imports this module, and dataclasses (with
+# inspect) cost more than the rest of its start-up.
+class DeployerChoice(NamedTuple):
     """The deployer made from the command line, and what its options say it will do."""
 
     deployer: Any
@@ -118,6 +117,7 @@ def choose_deployer(args: argparse.Namespace) -> DeployerChoice:
     """The deployer ``--deployer`` names, with its typed options and the flags it takes."""
     from ..pipeline._plugins import lookup
     from ..pipeline._run import create
+    from ._convert import Parameters
 
     params = Parameters(lookup("deployer", args.deployer))
     options = params.convert(

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._completion import add_completion_command
+from ._examples import add_examples
 from ._options import (
-    OneLineFormatter,
     UsageError,
     add_destination,
     add_image_options,
@@ -291,14 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_pipeline_commands(sub)
     add_verb_commands(sub)
+    add_completion_command(sub, parser)  # last: its scripts list every command added before it
+    add_examples(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    _show_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_warnings()  # after parsing: `--help` and usage errors need no logging
+    if getattr(args, "verbose", False):
+        _trace_http()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         status = run_command(func, args)
@@ -335,6 +339,10 @@ def _drop_stdout() -> None:
 
 def _show_warnings() -> None:
     """ocibuild's warnings reach stderr once each, one line, whoever logged them."""
+    import logging
+
+    from ._logs import OneLineFormatter
+
     logger = logging.getLogger("ocibuild")
     if not any(isinstance(h.formatter, OneLineFormatter) for h in logger.handlers):
         handler = logging.StreamHandler()
@@ -343,6 +351,20 @@ def _show_warnings() -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if os.environ.get("OCIBUILD_DEBUG") else logging.INFO)
     logger.propagate = False
+
+
+def _trace_http() -> None:
+    """``-v``: the registry client's line per HTTP request (``ocibuild.http``) on stderr."""
+    import logging
+
+    from ._logs import OneLineFormatter
+
+    logger = logging.getLogger("ocibuild.http")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # once, even when OCIBUILD_DEBUG shows the ocibuild logger's
 
 
 def _one_line(err: BaseException) -> str | None:

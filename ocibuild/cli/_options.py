@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import math
 import os
 import shlex
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Once",
     "info_lines",
-    "OneLineFormatter",
     "UsageError",
     "add_destination",
     "count_value",
@@ -113,14 +111,6 @@ def days_value(value: str) -> float:
     return number
 
 
-class OneLineFormatter(logging.Formatter):
-    """``ocibuild: warning: MESSAGE`` on one line, as errors are shown."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = " ".join(record.getMessage().split())
-        return f"ocibuild: {record.levelname.lower()}: {text}"
-
-
 class Once(argparse.Action):
     """Store an option's value, refusing the option a second time (``--to A --to B`` would
     otherwise write to B alone, silently)."""
@@ -151,6 +141,10 @@ def info_lines(args: argparse.Namespace, logger_name: str) -> Iterator[None]:
     ):
         yield
         return
+    import logging
+
+    from ._logs import OneLineFormatter
+
     logger = logging.getLogger(logger_name)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter())
@@ -180,6 +174,13 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         "loopback registries need no flag",
     )
     group.add_argument("--ca-file", metavar="PEM", help="extra CA bundle to trust")
+    group.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="trace every HTTP request on stderr: method, URL, status, time (never a header "
+        "value: credentials and tokens stay out)",
+    )
     group.add_argument("--username", "-u", help="registry user name (with --password-stdin)")
     group.add_argument(
         "--password-stdin",

@@ -31,7 +31,10 @@ from ._options import (
 )
 from ._results import add_result_options, check_output_options, write_result_files
 
-__all__ = ["add_pipeline_commands"]
+__all__ = ["REPO_ENV", "add_pipeline_commands"]
+
+# Where `run` pushes when neither --to nor --registry says (as KO_DOCKER_REPO is for ko).
+REPO_ENV = "OCIBUILD_REPO"
 
 
 def add_pipeline_commands(subparsers: Any) -> None:
@@ -86,15 +89,19 @@ def _add_push_target(p: argparse.ArgumentParser) -> None:
     dest.add_argument(
         "--registry",
         metavar="HOST[/NAMESPACE]",
-        help="push to REGISTRY/IMAGE_NAME:TAG (tag derived from the content)",
+        help="push to REGISTRY/IMAGE_NAME:TAG (tag derived from the content); default "
+        f"${REPO_ENV} when --to is not given either",
     )
     p.add_argument("--image-name", default=None, metavar="NAME", help="default: ocibuild-job")
     p.add_argument("--tag", metavar="TAG", help="tag instead of the content-derived one")
 
 
 def _check_push_target(args: argparse.Namespace) -> None:
-    if bool(args.to) == bool(args.registry):
-        raise UsageError("give exactly one of --to REF and --registry HOST[/NAMESPACE]")
+    """One of ``--to`` and ``--registry``; neither means ``$OCIBUILD_REPO``."""
+    if args.to and args.registry:
+        raise UsageError("give one of --to REF and --registry HOST[/NAMESPACE], not both")
+    if not args.to:
+        args.registry = args.registry or _env_registry()
 
 
 def _add_build_arguments(p: argparse.ArgumentParser) -> None:
@@ -381,6 +388,18 @@ def _builder_lines(args: argparse.Namespace, builder: Any, progress: Any) -> Any
         return contextlib.nullcontext()
     progress.stop()  # the builder shows its own output (the docker builder's steps)
     return info_lines(args, "ocibuild.builders")
+
+
+def _env_registry() -> str:
+    """``$OCIBUILD_REPO``, the push target's default; a usage error when it is unset too."""
+    import os
+
+    value = os.environ.get(REPO_ENV, "").strip().rstrip("/")
+    if not value:
+        raise UsageError(
+            f"say where the image goes: --to REF, --registry HOST[/NAMESPACE], or set ${REPO_ENV}"
+        )
+    return value
 
 
 def _print_build(args: argparse.Namespace, result: Any) -> None:

@@ -4,10 +4,18 @@
 (:mod:`ocibuild.registry`); every one is an :class:`ImageSource` and an :class:`ImageSink`.
 """
 
-from ._base import BlobOutcome, BlobResult, ImageSink, ImageSource, NullProgress, Progress
-from ._credential_sources import CredentialSource, set_plugin_sources
-from ._location import Location, set_prefix_resolver
-from ._table import Transport, mount_origin, open_sink, open_source, register_transport
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._lean_httpx import skip_httpx_cli
+
+if TYPE_CHECKING:
+    from ._base import BlobOutcome, BlobResult, ImageSink, ImageSource, NullProgress, Progress
+    from ._credential_sources import CredentialSource
+    from ._hooks import set_plugin_sources, set_prefix_resolver
+    from ._location import Location
+    from ._table import Transport, mount_origin, open_sink, open_source, register_transport
 
 __all__ = [
     "BlobOutcome",
@@ -26,3 +34,36 @@ __all__ = [
     "set_plugin_sources",
     "set_prefix_resolver",
 ]
+
+# Each name loads with its module (PEP 562): the package root installs the plugin hooks of
+# `_hooks` at import, and that must not cost the whole table.
+_HOMES = {
+    **dict.fromkeys(
+        ["BlobOutcome", "BlobResult", "ImageSink", "ImageSource", "NullProgress", "Progress"],
+        "_base",
+    ),
+    "CredentialSource": "_credential_sources",
+    "Location": "_location",
+    **dict.fromkeys(["set_plugin_sources", "set_prefix_resolver"], "_hooks"),
+    **dict.fromkeys(
+        ["Transport", "mount_origin", "open_sink", "open_source", "register_transport"], "_table"
+    ),
+}
+
+
+# Every importer of httpx (the registry client, the engine client) lives below this package.
+skip_httpx_cli()
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

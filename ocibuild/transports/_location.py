@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._errors import InvalidReferenceError, OCIBuildError
 from ..oci import Reference
+from ._hooks import prefix_resolver, set_prefix_resolver
 
 __all__ = ["DAEMON_PREFIX", "Location", "add_prefix", "check_spelling", "set_prefix_resolver"]
 
@@ -22,25 +22,18 @@ _lock = threading.Lock()
 _log = logging.getLogger("ocibuild")
 # WORD: that may be a transport nobody registered yet; not HOST:PORT, not SCHEME://.
 _MAYBE_PREFIX = re.compile(r"([a-z][a-z0-9-]*):(?!//)(?!\d+(?:/|$))")
-_resolver: Callable[[str], bool] | None = None
 _resolving = threading.local()
-
-
-def set_prefix_resolver(resolver: Callable[[str], bool] | None) -> None:
-    """Ask ``resolver(kind)`` about a ``KIND:...`` spelling with no transport registered yet;
-    it returns whether it registered one (the package root loads the plugins that way)."""
-    global _resolver
-    _resolver = resolver
 
 
 def _resolved(text: str) -> bool:
     """Whether the resolver registered a transport for the prefix ``text`` starts with."""
     match = _MAYBE_PREFIX.match(text)
-    if match is None or _resolver is None or getattr(_resolving, "active", False):
+    resolver = prefix_resolver()
+    if match is None or resolver is None or getattr(_resolving, "active", False):
         return False
     _resolving.active = True  # a plugin that parses a spelling while loading must not recurse
     try:
-        if not _resolver(match.group(1)):
+        if not resolver(match.group(1)):
             return False
     except OCIBuildError as err:
         # `python:3.11` looks like a prefix too: a broken plugin must not break plain

@@ -19,10 +19,10 @@ from ...oci import media_types as mt
 from ...oci._fields import MAX_DOCUMENT, load_json
 from ...oci._layer import BlobStream
 from ._challenge import repository_scope
-from ._connection import Connection
 from ._errors import error_codes
 from ._options import RegistryOptions
 from ._retry import clean, describe
+from ._shared import acquire, release
 from ._upload import UploadResult, upload_blob
 from ._urls import resolve_location
 
@@ -47,7 +47,8 @@ class RegistryClient:
     def __init__(self, registry: str, options: RegistryOptions | None = None) -> None:
         self.options = options or RegistryOptions()
         self.registry = registry
-        self.connection = Connection(registry, self.options)
+        self.connection = acquire(registry, self.options)
+        self._held = True
         self.host = self.connection.host
         self.auth = self.connection.auth
 
@@ -61,8 +62,10 @@ class RegistryClient:
         self.close()
 
     def close(self) -> None:
-        """Close pooled connections (the client reopens them if used again)."""
-        self.connection.close()
+        """Close pooled connections (the client reopens them if used again); a connection
+        another client shares stays open until that one closes too."""
+        release(self.connection, held=self._held)
+        self._held = False
 
     def base_url(self) -> str:
         """``scheme://host`` of the registry, decided once by pinging ``/v2/``."""

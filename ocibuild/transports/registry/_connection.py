@@ -22,6 +22,7 @@ from ._auth import AuthState, RegistryAuth, origin_of
 from ._errors import raise_for_status
 from ._options import RegistryOptions, tls_context
 from ._retry import RetryPolicy, RetryTransport, describe, tls_error
+from ._trace import TracingTransport
 from ._transport import OPERATION, Operation, Transport
 
 __all__ = ["Body", "Connection"]
@@ -110,7 +111,7 @@ class Connection:
         proxy = None if self._loopback else _env_proxy(scheme, self.host)
         transport = Transport(ssl_context=context, limits=limits, proxy=proxy)
         return httpx.Client(
-            transport=RetryTransport(transport, self.retry),
+            transport=RetryTransport(TracingTransport(transport), self.retry),
             timeout=_TIMEOUT,
             headers={"User-Agent": self.options.user_agent},
             trust_env=False,

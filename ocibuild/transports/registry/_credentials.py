@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import CredentialError
-from .._credential_sources import Credential, plugin_sources
+from .._credential_sources import Credential
+from .._hooks import plugin_sources
 from ._authfiles import (
     auth_file_chain,
     docker_config_path,

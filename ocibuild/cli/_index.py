@@ -18,6 +18,10 @@ def add_index_command(sub: Any) -> None:
         help="build a multi-platform index from images",
         description="Build or extend an image index (a multi-platform image) from images; "
         "each entry's platform comes from its image's config.",
+        epilog="examples:\n  ocibuild index create registry.local/app:1 --image registry.local/"
+        "app:1-amd64 --image registry.local/app:1-arm64\n  ocibuild index append "
+        "registry.local/app:1 --image registry.local/app:1-s390x",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     create = actions.add_parser(
@@ -26,7 +30,7 @@ def add_index_command(sub: Any) -> None:
         description="Write an index of the --image images to DEST. Their blobs are copied "
         "where DEST lacks them (mounted within one registry); an --image that is an index "
         "brings each of its entries.",
-        epilog="example:\n  ocibuild index create registry.local/app:1 \\\n"
+        epilog="examples:\n  ocibuild index create registry.local/app:1 \\\n"
         "    --image registry.local/app:1-amd64 --image registry.local/app:1-arm64",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -38,7 +42,7 @@ def add_index_command(sub: Any) -> None:
         help="add images to an existing index",
         description="Add the --image images to the index at INDEX and write it back; an "
         "entry for a platform an --image brings is replaced.",
-        epilog="example:\n  ocibuild index append registry.local/app:1 "
+        epilog="examples:\n  ocibuild index append registry.local/app:1 "
         "--image registry.local/app:1-s390x",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -25,7 +25,7 @@ def _parser(
         name,
         help=summary,
         description=summary[0].upper() + summary[1:] + (f" ({more})." if more else "."),
-        epilog="example:\n  " + example.replace("\n", "\n  "),
+        epilog="examples:\n  " + example.replace("\n", "\n  "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser

@@ -63,12 +63,17 @@ def test_build_pushes_to_registry_with_a_content_tag(
     assert status == 0, err
     assert out.startswith(f"{registry.host}/team/trainer:v1@sha256:")
 
-    for wrong in ([], ["--registry", registry.host, "--to", f"oci:{project / 'x'}:1"]):
-        status, out, err = build(project, *args, *wrong)
-        assert status == 2
-        assert (
-            err == "ocibuild: error: give exactly one of --to REF and --registry HOST[/NAMESPACE]\n"
-        )
+    status, out, err = build(project, *args, "--registry", registry.host, "--to", "oci:x:1")
+    assert status == 2
+    assert err == (
+        "ocibuild: error: give one of --to REF and --registry HOST[/NAMESPACE], not both\n"
+    )
+    status, out, err = build(project, *args, OCIBUILD_REPO="")  # neither given
+    assert status == 2
+    assert err == (
+        "ocibuild: error: say where the image goes: --to REF, --registry HOST[/NAMESPACE], "
+        "or set $OCIBUILD_REPO\n"
+    )
 
 
 def test_executable_is_a_path_in_the_target_directory(

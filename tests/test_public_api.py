@@ -183,6 +183,8 @@ STARTUP_HEAVY = {
     "dataclasses",
     "inspect",
     "logging",
+    "pathlib",
+    "shlex",
 }
 
 

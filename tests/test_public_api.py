@@ -6,6 +6,7 @@ import inspect
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -182,6 +183,8 @@ STARTUP_HEAVY = {
     "dataclasses",
     "inspect",
     "logging",
+    "pathlib",
+    "shlex",
 }
 
 
@@ -221,3 +224,42 @@ def test_version_matches_package_metadata() -> None:
     from importlib.metadata import version
 
     assert ocibuild.__version__ == version("ocibuild")
+
+
+# What a small file append to a layout leaves unimported: the operations it does not run, the
+# tarball reader, the HTTP and TLS stacks, the credential helpers, and the optional codecs.
+APPEND_UNUSED = {
+    *HEAVY,
+    "cryptography",
+    "rich",
+    "ocibuild.pipeline._plugins",
+    "ocibuild.image._copy",
+    "ocibuild.image._index",
+    "ocibuild.image._mutate",
+    "ocibuild.layer._tarball",
+    "ocibuild.layer._tar_index",
+    "ocibuild.transports._archive",
+    "ocibuild.transports.docker",
+    "ocibuild.transports.registry._client",
+    "ocibuild.transports.registry._credentials",
+    "ocibuild.transports.registry._login",
+    "ocibuild.pipeline._run",
+    "httpcore",
+    "ssl",
+    "certifi",
+    "subprocess",
+    "zstandard",
+}
+
+
+def test_small_append_to_a_layout_imports_only_what_it_uses(tmp_path: Path) -> None:
+    (tmp_path / "small.txt").write_bytes(b"x" * 1024)
+    out = tmp_path / "out"
+    loaded = _modules_after(
+        "import contextlib, io\nfrom ocibuild.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['append', '--to', 'oci:{out}:1', '{tmp_path / 'small.txt'}']) == 0"
+    )
+    assert (out / "index.json").is_file()  # the append ran
+    assert "ocibuild.layer._filetree" in loaded
+    assert not loaded & APPEND_UNUSED, sorted(loaded & APPEND_UNUSED)

@@ -47,7 +47,7 @@ EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a tool whose r
 def cmd_append(args: argparse.Namespace) -> int:
     from ..image._image import load
     from ..image._write import write
-    from ..layer import FileTreeLayer, LayerCache, TarballLayer
+    from ..layer import FileTreeLayer, LayerCache
     from ..transports._base import phase
 
     if not args.sources and not args.tarball:
@@ -62,10 +62,14 @@ def cmd_append(args: argparse.Namespace) -> int:
     tags = extra_tags(args, args.to)
     cache = None if args.no_cache else LayerCache()
 
-    layers: list[Any] = [
-        TarballLayer(path, compression=args.compression, level=args.level, strict=args.strict)
-        for path in args.tarball
-    ]
+    layers: list[Any] = []
+    if args.tarball:
+        from ..layer import TarballLayer  # the tarball reader loads only for a tarball
+
+        layers += [
+            TarballLayer(path, compression=args.compression, level=args.level, strict=args.strict)
+            for path in args.tarball
+        ]
     if args.sources:
         layers.append(FileTreeLayer(args.sources, options, cache=cache))
 

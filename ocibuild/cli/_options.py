@@ -7,7 +7,6 @@ import contextlib
 import json
 import math
 import os
-import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -316,6 +315,8 @@ def parse_command(value: str | None, what: str) -> list[str] | None:
         if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
             raise UsageError(f"--{what} must be a JSON array of strings")
         return parsed
+    import shlex  # not at import: `--help` does not split commands
+
     try:
         return shlex.split(text)
     except ValueError as err:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from ._deploy import add_deploy_command, add_deployer_options
@@ -214,7 +214,7 @@ def _preprocessor(args: argparse.Namespace) -> Any:
     name, options = target_options(args.target, args.preprocessor)
     params = Parameters(lookup("preprocessor", name))
     executable = args.executable
-    if executable and Path(args.target).is_dir():
+    if executable and os.path.isdir(args.target):
         executable = executable_in(args.target, executable)
     inputs = [*options.get("input_files", []), *args.input] if args.input else None
     for flag, option, value in (

@@ -4,16 +4,22 @@ A file tree becomes a blob in one pass (walk -> tar -> diff_id -> compress -> di
 layer cache remembers the digests of trees that did not change.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .._public import publish
-from ..oci._layer import BlobStream, Layer, LayerDigests
-from ._cache import LayerCache, default_cache_dir
-from ._compress import Compression, decompress_stream, detect_compression
-from ._filetree import FileTreeLayer
-from ._options import LayerOptions
-from ._pipeline import build_blob
-from ._tar import TarOptions, tar_stream
-from ._tarball import TarballLayer
-from ._tree import Entry, Source, walk
+
+if TYPE_CHECKING:
+    from ..oci._layer import BlobStream, Layer, LayerDigests
+    from ._cache import LayerCache, default_cache_dir
+    from ._compress import Compression, decompress_stream, detect_compression
+    from ._filetree import FileTreeLayer
+    from ._options import LayerOptions
+    from ._pipeline import build_blob
+    from ._tar import TarOptions, tar_stream
+    from ._tarball import TarballLayer
+    from ._tree import Entry, Source, walk
 
 __all__ = [
     "BlobStream",
@@ -35,4 +41,33 @@ __all__ = [
     "walk",
 ]
 
-publish(__name__, globals(), __all__)
+# Each name loads with its module (PEP 562) and claims this package as its home then: a file
+# tree append must not pay for the tarball reader.
+_HOMES = {
+    **dict.fromkeys(["BlobStream", "Layer", "LayerDigests"], "ocibuild.oci._layer"),
+    **dict.fromkeys(["LayerCache", "default_cache_dir"], f"{__name__}._cache"),
+    **dict.fromkeys(
+        ["Compression", "decompress_stream", "detect_compression"], f"{__name__}._compress"
+    ),
+    "FileTreeLayer": f"{__name__}._filetree",
+    "LayerOptions": f"{__name__}._options",
+    "build_blob": f"{__name__}._pipeline",
+    **dict.fromkeys(["TarOptions", "tar_stream"], f"{__name__}._tar"),
+    "TarballLayer": f"{__name__}._tarball",
+    **dict.fromkeys(["Entry", "Source", "walk"], f"{__name__}._tree"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    publish(__name__, {name: value}, [name])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -107,7 +106,7 @@ class LayerCache:
         }
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=_TMP_PREFIX, suffix=_SUFFIX)
+            fd, tmp = _new_temp(self._dir)
             try:
                 with os.fdopen(fd, "w") as out:
                     json.dump(data, out)
@@ -223,3 +222,15 @@ def _count(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError("expected a size")
     return value
+
+
+def _new_temp(directory: Path) -> tuple[int, str]:
+    """A new private file in ``directory``, as ``tempfile.mkstemp`` makes one: importing
+    tempfile (and the ``random`` it needs) would cost every cache miss a visible part of a
+    small append's start-up."""
+    while True:
+        path = directory / f"{_TMP_PREFIX}{os.urandom(6).hex()}{_SUFFIX}"
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), str(path)
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue

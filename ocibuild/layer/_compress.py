@@ -35,8 +35,6 @@ import zlib
 from collections.abc import Generator, Iterable, Iterator
 from typing import IO, Any, Literal, Protocol, cast
 
-import zstandard
-
 from .._errors import InvalidOptionError, TarballError
 
 _isal_zlib: Any
@@ -128,6 +126,8 @@ def new_compressor(kind: Compression, level: int | None = None) -> Compressor:
         backend, backend_level = gzip_backend(check_level(kind, level))
         return _Gzip(backend, backend_level)
     if kind == "zstd":
+        import zstandard  # only zstd layers pay for it (and for the `platform` it imports)
+
         cctx = zstandard.ZstdCompressor(
             level=check_level(kind, level), write_checksum=True, write_content_size=False
         )
@@ -174,6 +174,8 @@ def codec_id(kind: Compression, level: int | None) -> str:
             return f"gzip/zlib-{zlib.ZLIB_RUNTIME_VERSION}/{backend_level}"
         return f"gzip/isal-{_isal_version()}/{backend_level}"
     if kind == "zstd":
+        import zstandard
+
         return "zstd/zstd-{}.{}.{}/{}".format(*zstandard.ZSTD_VERSION, level)
     return "none"
 
@@ -334,6 +336,8 @@ class _ZstdFrames:
 
 
 def _unzstd(chunks: Iterable[bytes]) -> Generator[bytes, None, None]:
+    import zstandard
+
     source = _ChunkReader(chunks)
     reader = zstandard.ZstdDecompressor().stream_reader(
         cast(IO[bytes], source), read_size=_OUT_CHUNK, read_across_frames=True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +81,8 @@ def save_auth_file(path: Path, data: dict[str, Any]) -> None:
     """
     path = Path(os.path.realpath(path))
     _private_dirs(path.parent)
+    import tempfile  # only a login writes: reading credentials must not pay for it
+
     fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

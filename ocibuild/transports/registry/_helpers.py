@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..._errors import CredentialError
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["HelperMissingError", "HelperSecret", "helper_erase", "helper_get", "helper_store"]
 
@@ -78,6 +80,10 @@ def helper_erase(name: str, server_url: str) -> bool:
 
 
 def _run(name: str, verb: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    # Imported here: a registry that needs no helper must not pay for subprocess at start-up.
+    import shutil
+    import subprocess
+
     path = shutil.which(program(name))
     if path is None:
         raise HelperMissingError(program(name))

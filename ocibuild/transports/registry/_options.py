@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import math
 import os
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..._errors import InvalidOptionError, RegistryError
 from ..._version import __version__
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["RETRY_BUDGET_ENV", "RegistryOptions", "default_retry_budget", "tls_context"]
 
@@ -87,6 +90,8 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 @functools.lru_cache(maxsize=8)
 def _tls_context(ca_file: str | None, cafile: str | None, capath: str | None) -> ssl.SSLContext:
     """Built once per set of inputs: loading a CA bundle costs tens of milliseconds."""
+    import ssl  # the options of a command that never contacts an https origin skip it
+
     if cafile is None and capath is None:
         import certifi
 

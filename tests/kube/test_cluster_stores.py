@@ -22,6 +22,7 @@ from kubernetes import client
 
 from ocibuild.pipeline._run import context_store
 from ocibuild.pipeline.builders import ClusterBuilder, ClusterBuildError
+from ocibuild.pipeline.preprocessors import PythonPreprocessor
 from tests.kube import test_cluster_builder as cluster_tests
 from tests.kube.test_cluster_builder import ERROR_LINE, NOTHING, Bed
 from tests.kube.test_context_store_pvc import CLAIM, bound_claim
@@ -285,4 +286,47 @@ def test_the_cli_builds_through_the_s3_store_and_prints_the_pinned_reference(
     assert run.fetched["endpoint"] == aws.url
     _assert_pushed(run, proc.stdout.strip().splitlines()[-1])
     assert _objects(aws) == []
+    assert bed.left() == NOTHING
+
+
+@pytest.mark.parametrize("source", ["S3ContextSource", "PvcContextSource"])
+def test_fairings_context_sources_build_through_their_stores(
+    bed: Bed,
+    project: Path,
+    registry: Registry,
+    base_in_registry: BaseInRegistry,
+    request: pytest.FixtureRequest,
+    source: str,
+) -> None:
+    from ocibuild.builders import cluster as fairing
+
+    if source == "S3ContextSource":
+        aws = request.getfixturevalue("aws")
+        secret = _credentials_secret(bed, aws)
+        context_source: Any = fairing.S3ContextSource(
+            bucket_name=BUCKET, region="us-east-1", endpoint_url=aws.url, credentials_secret=secret
+        )
+    else:
+        host = request.getfixturevalue("claim")
+        context_source = fairing.PvcContextSource(pvc_name=CLAIM)  # no namespace: the Job's
+    builder = fairing.ClusterBuilder(
+        registry=f"{registry.host}/team",
+        image_name="facade-stores",
+        base_image=base_in_registry.oci,
+        context_source=context_source,
+        preprocessor=PythonPreprocessor(executable="train.py"),
+        namespace=bed.namespace,
+        config_file=str(bed.cluster.kubeconfig),
+    )
+    with TestExecutor(bed.api, bed.namespace) as played:
+        result = builder.build()
+    assert played.errors == []
+    (run,) = played.runs
+    _assert_pushed(run, result.image)
+    if source == "S3ContextSource":
+        assert run.fetched["access_key"] == aws.access_key
+        assert _objects(aws) == []
+    else:
+        assert Path(run.fetched["host_path"]).is_relative_to(host)
+        assert _files(host) == []
     assert bed.left() == NOTHING

@@ -226,7 +226,7 @@ class TestExecutor:
 
         env = self._env(container)
         bucket, _, key = url.removeprefix("s3://").partition("/")
-        path_style = env.get("S3_FORCE_PATH_STYLE") == "true"
+        path_style = env.get("S3_FORCE_PATH_STYLE", "").lower() == "true"
         credentials = {
             "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID"),
             "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY"),

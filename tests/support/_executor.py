@@ -399,16 +399,15 @@ def _buildkit_report(container: dict[str, Any], digest: str) -> str:
     metadata_path = _buildkit_args(container)["metadata-file"]
     with tempfile.TemporaryDirectory(prefix="test-buildkit-") as scratch:
         metadata, log = Path(scratch) / "metadata.json", Path(scratch) / "termination-log"
-        metadata.write_text(
-            json.dumps(
-                {
-                    "containerimage.config.digest": "sha256:" + "0" * 64,
-                    "containerimage.digest": digest,
-                    "image.name": "x",
-                },
-                indent=2,
-            )
-        )
+        # As buildctl's json.MarshalIndent writes it: sorted keys, two spaces, objects nested.
+        descriptor = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest}
+        answer = {
+            "containerimage.config.digest": "sha256:" + "0" * 64,
+            "containerimage.descriptor": {**descriptor, "size": 1},
+            "containerimage.digest": digest,
+            "image.name": _buildkit_args(container)["destination"],
+        }
+        metadata.write_text(json.dumps(answer, indent=2, sort_keys=True))
         step = step.replace(metadata_path, str(metadata)).replace("/dev/termination-log", str(log))
         subprocess.run(["sh", "-c", step], check=True, timeout=30)
         return log.read_text()

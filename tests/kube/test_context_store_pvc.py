@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,16 @@ CLAIM = "build-contexts"
 def volume(kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path) -> Iterator[Path]:
     """A hostPath PersistentVolume bound to the claim ``build-contexts`` in the test's
     namespace, and a ClusterExec that runs that namespace's execs in its host directory."""
-    host = tmp_path / "volume"
+    with bound_claim(kube_cluster, kube_namespace, tmp_path / "volume") as host:
+        yield host
+
+
+@contextmanager
+def bound_claim(cluster: KubeCluster, namespace: str, host: Path) -> Iterator[Path]:
+    """The ``volume`` fixture's claim, PV (in ``host``) and ClusterExec, for other modules."""
     host.mkdir()
     pv = f"ctx-{secrets.token_hex(4)}"
-    kube_cluster.apply(
+    cluster.apply(
         [
             {
                 "apiVersion": "v1",
@@ -46,13 +53,13 @@ def volume(kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path) -> It
                     "accessModes": ["ReadWriteOnce"],
                     "storageClassName": "",
                     "hostPath": {"path": str(host)},
-                    "claimRef": {"namespace": kube_namespace, "name": CLAIM},
+                    "claimRef": {"namespace": namespace, "name": CLAIM},
                 },
             },
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
-                "metadata": {"name": CLAIM, "namespace": kube_namespace},
+                "metadata": {"name": CLAIM, "namespace": namespace},
                 "spec": {
                     "accessModes": ["ReadWriteOnce"],
                     "storageClassName": "",
@@ -63,20 +70,20 @@ def volume(kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path) -> It
             {
                 "apiVersion": "kwok.x-k8s.io/v1alpha1",
                 "kind": "ClusterExec",
-                "metadata": {"name": f"exec-{kube_namespace}"},
+                "metadata": {"name": f"exec-{namespace}"},
                 "spec": {
-                    "selector": {"matchNamespaces": [kube_namespace]},
+                    "selector": {"matchNamespaces": [namespace]},
                     "execs": [{"local": {"workDir": str(host)}}],
                 },
             },
         ]
     )
-    wait_for(
-        lambda: _claim_phase(kube_cluster, kube_namespace) == "Bound" or None, 30, "a Bound claim"
-    )
-    yield host
-    kube_cluster.kubectl("delete", "clusterexec", f"exec-{kube_namespace}", "--ignore-not-found")
-    kube_cluster.kubectl("delete", "pv", pv, "--wait=false", "--ignore-not-found")
+    wait_for(lambda: _claim_phase(cluster, namespace) == "Bound" or None, 30, "a Bound claim")
+    try:
+        yield host
+    finally:
+        cluster.kubectl("delete", "clusterexec", f"exec-{namespace}", "--ignore-not-found")
+        cluster.kubectl("delete", "pv", pv, "--wait=false", "--ignore-not-found")
 
 
 def _claim_phase(cluster: KubeCluster, namespace: str) -> str:

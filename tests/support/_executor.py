@@ -1,14 +1,27 @@
-"""A test executor: plays Kaniko for the ``cluster`` builder's Job on the kwok test bed.
+"""A test executor: plays Kaniko or BuildKit for the ``cluster`` builder's Job on kwok.
 
 kwok runs no containers, so this thread does what the executor container would. It watches
 the namespace for the builder's pods (label ``ocibuild/build-id``; kwok's Stage in
 ``_kube_stages`` holds them Running), reads the pod spec the builder made, fetches the
-context from the real store the spec names (the ConfigMap the pod mounts; other schemes
-through ``fetchers``, e.g. moto's S3), unpacks it, builds the image from that context with
-ocibuild's own append path into the destination registry, and ends the pod as the kubelet
-would: the digest as its termination message and phase Succeeded, or (``fail_with``) exit
-code 1 with the log's end as the message (``FallbackToLogsOnError``) and phase Failed.
-``report`` replaces the digest in the message (a broken executor).
+context from the real store the spec names, unpacks it, builds the image from that context
+with ocibuild's own append path into the destination registry, and ends the pod as the
+kubelet would: the digest as its termination message and phase Succeeded, or
+(``fail_with``) exit code 1 with the log's end as the message (``FallbackToLogsOnError``)
+and phase Failed. ``report`` replaces the digest in the message (a broken executor).
+
+The context is fetched only from what the pod spec says, as the executor would: a
+``tar://`` path from the volume mounted there (a ConfigMap; a claim, through its bound
+PV's hostPath; a hostPath), an ``s3://`` URL with boto3 configured from the container's env
+alone (``S3_ENDPOINT``, ``S3_FORCE_PATH_STYLE``, ``AWS_REGION``, the credentials, Secrets'
+keys resolved), so a wrong env fails the build; other schemes through ``fetchers``. A pod
+without credentials in its env sends unsigned requests (in a real cluster it would have an
+identity of its own, IRSA); moto, like S3, refuses them for a private bucket.
+
+A BuildKit pod (one with an init container) is played from its parts: the init container's
+``tar -xzf PATH`` or ``wget URL | tar`` gives the context, buildctl's ``--local`` /
+``--opt filename`` / ``--output name=`` the Dockerfile and destination, and the script's own
+``sed`` step runs on a ``--metadata-file`` written as buildctl writes it, so the message the
+builder reads is the one that step makes.
 
 Only what a generated Dockerfile holds is played: FROM, WORKDIR, ENV, COPY files/ /,
 ENTRYPOINT. A RUN step fails the pod (the tests use contexts without requirements).
@@ -21,10 +34,13 @@ import io
 import json
 import posixpath
 import re
+import shlex
+import subprocess
 import tarfile
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -53,6 +69,8 @@ class ExecutorRun:
     context_tar: bytes = b""
     labels: dict[str, str] = field(default_factory=dict)
     job: dict[str, Any] = field(default_factory=dict)  # the Job that owns the pod, as created
+    executor: str = "kaniko"
+    fetched: dict[str, Any] = field(default_factory=dict)  # how the context was fetched
 
 
 class TestExecutor:
@@ -70,7 +88,8 @@ class TestExecutor:
         registry_options: Any = None,
         report: str | None = None,
     ) -> None:
-        self.core = client.CoreV1Api(api)
+        # The client's models type every field optional; these tests read what is there.
+        self.core: Any = client.CoreV1Api(api)
         self.api = api
         self.namespace = namespace
         self.fail_with = fail_with
@@ -118,7 +137,10 @@ class TestExecutor:
                 self._end(pod, exit_code=1, message=self.fail_with)
                 return
             run.digest = self._build(run)
-            self._end(pod, exit_code=0, message=self.report or run.digest)
+            message = run.digest
+            if run.executor == "buildkit":
+                message = _buildkit_report(run.spec["containers"][0], run.digest)
+            self._end(pod, exit_code=0, message=self.report or message)
         except Exception as err:  # the pod must end, and the test must see why
             self.errors.append(f"{name}: {type(err).__name__}: {err}")
             self._end(pod, exit_code=1, message=f"test executor: {err}")
@@ -128,8 +150,15 @@ class TestExecutor:
     def _read(self, pod: dict[str, Any]) -> ExecutorRun:
         spec = pod["spec"]
         container = spec["containers"][0]
-        args = dict(_flag(a) for a in container.get("args") or ())
-        tar = self._fetch(spec, container, args["context"])
+        fetched: dict[str, Any] = {}
+        if spec.get("initContainers"):
+            executor = "buildkit"
+            args = _buildkit_args(container)
+            tar = self._fetch_for_init(spec, spec["initContainers"][0], fetched)
+        else:
+            executor = "kaniko"
+            args = dict(_flag(a) for a in container.get("args") or ())
+            tar = self._fetch(spec, container, args["context"], fetched)
         files, modes = _unpack(tar)
         return ExecutorRun(
             pod=pod["metadata"]["name"],
@@ -141,6 +170,8 @@ class TestExecutor:
             context_tar=tar,
             labels=dict(pod["metadata"].get("labels") or {}),
             job=self._job(pod),
+            executor=executor,
+            fetched=fetched,
         )
 
     def _job(self, pod: dict[str, Any]) -> dict[str, Any]:
@@ -149,8 +180,12 @@ class TestExecutor:
         body: dict[str, Any] = self.api.sanitize_for_serialization(job)  # type: ignore[no-untyped-call]
         return body
 
-    def _fetch(self, spec: dict[str, Any], container: dict[str, Any], url: str) -> bytes:
+    def _fetch(
+        self, spec: dict[str, Any], container: dict[str, Any], url: str, fetched: dict[str, Any]
+    ) -> bytes:
         scheme, _, rest = url.partition("://")
+        if scheme == "s3":
+            return self._fetch_s3(container, url, fetched)
         if scheme != "tar":
             return self.fetchers[scheme](url)
         path = rest
@@ -164,6 +199,10 @@ class TestExecutor:
                     volume["configMap"]["name"], self.namespace
                 )
                 return base64.b64decode(config_map.binary_data[posixpath.relpath(path, base)])
+            if "persistentVolumeClaim" in volume:
+                host = self._claim_host_path(volume["persistentVolumeClaim"]["claimName"])
+                fetched["host_path"] = host / posixpath.relpath(path, base)
+                return Path(fetched["host_path"]).read_bytes()
             if "hostPath" in volume:
                 return (
                     Path(volume["hostPath"]["path"]) / posixpath.relpath(path, base)
@@ -171,9 +210,82 @@ class TestExecutor:
             raise AssertionError(f"the test executor cannot read volume {volume}")
         raise AssertionError(f"no volume of the pod holds {path}")
 
+    def _claim_host_path(self, claim_name: str) -> Path:
+        """Where the claim's bound PV keeps its files on this host (a hostPath PV)."""
+        claim = self.core.read_namespaced_persistent_volume_claim(claim_name, self.namespace)
+        assert claim.status.phase == "Bound", f"claim {claim_name} is {claim.status.phase}"
+        volume = self.core.read_persistent_volume(claim.spec.volume_name)
+        assert volume.spec.host_path is not None, f"PV {volume.metadata.name} is no hostPath"
+        return Path(volume.spec.host_path.path)
+
+    def _fetch_s3(self, container: dict[str, Any], url: str, fetched: dict[str, Any]) -> bytes:
+        """The object, as Kaniko's S3 context reads it: configured by the container's env."""
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        env = self._env(container)
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        path_style = env.get("S3_FORCE_PATH_STYLE", "").lower() == "true"
+        credentials = {
+            "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID"),
+            "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY"),
+            "aws_session_token": env.get("AWS_SESSION_TOKEN"),
+        }
+        signed = credentials["aws_access_key_id"] is not None
+        config = Config(
+            region_name=env.get("AWS_REGION"),
+            s3={"addressing_style": "path" if path_style else "virtual"},
+            signature_version="s3v4" if signed else UNSIGNED,
+            # Nothing from this process's environment: the pod's env is all there is.
+            ignore_configured_endpoint_urls=True,
+            connect_timeout=3,
+            retries={"max_attempts": 1},
+        )
+        session = boto3.session.Session(**(credentials if signed else {}))
+        s3 = session.client("s3", endpoint_url=env.get("S3_ENDPOINT"), config=config)
+        fetched.update(
+            endpoint=env.get("S3_ENDPOINT"),
+            region=env.get("AWS_REGION"),
+            path_style=path_style,
+            access_key=credentials["aws_access_key_id"],
+            bucket=bucket,
+            key=key,
+        )
+        data: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return data
+
+    def _fetch_for_init(
+        self, spec: dict[str, Any], init: dict[str, Any], fetched: dict[str, Any]
+    ) -> bytes:
+        """What BuildKit's init container unpacks: ``tar -xzf PATH`` or ``wget URL | tar``."""
+        words = shlex.split(init["command"][2])
+        if words[0] == "tar":
+            return self._fetch(spec, init, "tar://" + words[2], fetched)
+        assert words[:4] == ["wget", "-q", "-O", "-"], words
+        fetched["fetch_url"] = words[4]
+        with urllib.request.urlopen(words[4], timeout=30) as answer:
+            data: bytes = answer.read()
+        return data
+
+    def _env(self, container: dict[str, Any]) -> dict[str, str]:
+        """The container's env as the kubelet sets it: values, and Secrets' keys resolved."""
+        env: dict[str, str] = {}
+        for item in container.get("env") or ():
+            if "value" in item:
+                env[item["name"]] = item["value"]
+                continue
+            ref = item["valueFrom"]["secretKeyRef"]
+            secret = self.core.read_namespaced_secret(ref["name"], self.namespace)
+            if ref["key"] not in (secret.data or {}):
+                assert ref.get("optional"), f"secret {ref['name']} has no key {ref['key']}"
+                continue
+            env[item["name"]] = base64.b64decode(secret.data[ref["key"]]).decode()
+        return env
+
     def _docker_config(self, spec: dict[str, Any], container: dict[str, Any]) -> Any:
         for mount in container.get("volumeMounts") or ():
-            if mount["mountPath"] != "/kaniko/.docker":
+            if mount["name"] != "docker-config":
                 continue
             volume = _volume(spec, mount["name"])
             secret = self.core.read_namespaced_secret(
@@ -254,6 +366,51 @@ class TestExecutor:
 def _flag(arg: str) -> tuple[str, str]:
     key, _, value = arg.removeprefix("--").partition("=")
     return key, value
+
+
+def _buildkit_args(container: dict[str, Any]) -> dict[str, str]:
+    """buildctl's command line, in Kaniko's terms: ``dockerfile`` (in the context),
+    ``destination``, ``push``, ``insecure``."""
+    argv = shlex.split(container["command"][2].split(" && ", 1)[0])
+    assert argv[:2] == ["buildctl-daemonless.sh", "build"], argv
+    pairs = list(zip(argv[2::2], argv[3::2], strict=True))
+    local = dict(v.split("=", 1) for k, v in pairs if k == "--local")
+    opts = dict(v.split("=", 1) for k, v in pairs if k == "--opt")
+    (output,) = (v for k, v in pairs if k == "--output")
+    out = dict(part.split("=", 1) for part in output.split(","))
+    assert out.pop("type") == "image", output
+    directory = posixpath.relpath(local["dockerfile"], local["context"])
+    args = {
+        "dockerfile": posixpath.normpath(posixpath.join(directory, opts["filename"])),
+        "destination": out["name"],
+        "push": out["push"],
+        "metadata-file": dict(pairs)["--metadata-file"],
+    }
+    if out.get("registry.insecure") == "true":
+        args["insecure"] = ""
+    return args
+
+
+def _buildkit_report(container: dict[str, Any], digest: str) -> str:
+    """The termination message BuildKit's pod writes: the script's own step after buildctl,
+    run on a metadata file as buildctl writes it (indented JSON)."""
+    script = container["command"][2]
+    _, step = script.split(" && ", 1)
+    metadata_path = _buildkit_args(container)["metadata-file"]
+    with tempfile.TemporaryDirectory(prefix="test-buildkit-") as scratch:
+        metadata, log = Path(scratch) / "metadata.json", Path(scratch) / "termination-log"
+        # As buildctl's json.MarshalIndent writes it: sorted keys, two spaces, objects nested.
+        descriptor = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest}
+        answer = {
+            "containerimage.config.digest": "sha256:" + "0" * 64,
+            "containerimage.descriptor": {**descriptor, "size": 1},
+            "containerimage.digest": digest,
+            "image.name": _buildkit_args(container)["destination"],
+        }
+        metadata.write_text(json.dumps(answer, indent=2, sort_keys=True))
+        step = step.replace(metadata_path, str(metadata)).replace("/dev/termination-log", str(log))
+        subprocess.run(["sh", "-c", step], check=True, timeout=30)
+        return log.read_text()
 
 
 def _volume(spec: dict[str, Any], name: str) -> dict[str, Any]:

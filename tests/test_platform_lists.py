@@ -117,7 +117,11 @@ def test_the_library_takes_the_same_spellings_everywhere(
     base_in_registry: BaseInRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     arm = Platform.parse("linux/arm64")
-    for spec in (["linux/arm64", Platform.parse("linux/amd64")], "linux/arm64,linux/amd64"):
+    specs: tuple[list[Platform | str] | str, ...] = (
+        ["linux/arm64", Platform.parse("linux/amd64")],
+        "linux/arm64,linux/amd64",
+    )
+    for spec in specs:
         loaded = load(base_in_registry.multi, platform=spec)
         assert [str(i.platform) for i in loaded.images] == ["linux/arm64", "linux/amd64"]
     assert Image.load(base_in_registry.multi, platform=arm).platform == arm

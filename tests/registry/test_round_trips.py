@@ -38,7 +38,7 @@ def test_small_append_onto_a_registry_base_makes_14_requests_then_8(
     # POST, PATCH, PUT; the config as HEAD, POST, PUT carrying it; the manifest.
     assert [r.path for r in first if r.path == "/v2/"] == ["/v2/"]
     assert _methods(first) == {"GET": 3, "HEAD": 3, "POST": 4, "PATCH": 1, "PUT": 3}, first
-    assert all(r.status < 300 or r.method == "HEAD" for r in first), first
+    assert all(r.method == "HEAD" or (r.status or 999) < 300 for r in first), first
 
     again = _append(registry, base_in_registry.oci, src, dest)
     # Nothing new: the base read again, a HEAD per blob, the manifest.

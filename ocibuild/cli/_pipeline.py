@@ -329,25 +329,13 @@ def _builder(args: argparse.Namespace, preprocessor: Any, progress: Any, **dest:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``ocibuild build``: print the written reference (or the write as JSON)."""
-    from ..pipeline._run import build_image
     from ._components import flag_wording
 
     _check_push_target(args)
     check_output_options(args)
     progress = progress_for(args, "building")
     with flag_wording():
-        builder = _builder(
-            args,
-            _preprocessor(args),
-            progress,
-            to=args.to,
-            registry=args.registry,
-            image_name=args.image_name,
-            tag=args.tag,
-        )
-        with _builder_lines(args, builder, progress):
-            result = build_image(builder)
-    progress.close()
+        _, result = _build(args, progress)
     if not args.dry_run_build:  # a dry run printed the Dockerfile and the context instead
         _print_build(args, result)
     return 0
@@ -355,7 +343,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``ocibuild run``: build, print the reference, deploy (see :mod:`._deploy`)."""
-    from ..pipeline._run import build_image, deploy_image
+    from ..pipeline._run import deploy_image
     from ._components import flag_wording
     from ._deploy import choose_deployer, deploy_and_report
 
@@ -363,23 +351,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     choice = choose_deployer(args)  # before the build: a bad option costs no push
     progress = progress_for(args, "building")
     with flag_wording():
-        builder = _builder(
-            args,
-            _preprocessor(args),
-            progress,
-            to=args.to,
-            registry=args.registry,
-            image_name=args.image_name,
-            tag=args.tag,
-        )
-        with _builder_lines(args, builder, progress):
-            result = build_image(builder)
-        progress.close()
+        builder, result = _build(args, progress)
         write_result_files(args, result.image, str(result.digest))
         deploy_and_report(
             args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
         )
     return 0
+
+
+def _build(args: argparse.Namespace, progress: Any) -> tuple[Any, Any]:
+    """The builder the flags ask for, and what its build returned."""
+    from ..pipeline._run import build_image
+
+    builder = _builder(
+        args,
+        _preprocessor(args),
+        progress,
+        to=args.to,
+        registry=args.registry,
+        image_name=args.image_name,
+        tag=args.tag,
+    )
+    with _builder_lines(args, builder, progress):
+        result = build_image(builder)
+    progress.close()
+    return builder, result
 
 
 def _builder_lines(args: argparse.Namespace, builder: Any, progress: Any) -> Any:

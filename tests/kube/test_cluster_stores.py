@@ -271,7 +271,7 @@ def test_the_cli_builds_through_the_s3_store_and_prints_the_pinned_reference(
             "--builder-option",
             f"endpoint_url={aws.url}",
             "--builder-option",
-            f'context_options={{"credentials_secret": "{_credentials_secret(bed, aws)}"}}',
+            f"credentials_secret={_credentials_secret(bed, aws)}",
             env=child_env(
                 HOME=str(tmp_path / "home"),
                 KUBECONFIG=str(kubeconfig),

@@ -71,15 +71,15 @@ _log = logging.getLogger("ocibuild.builders")
 BUILD_ID_LABEL = "ocibuild/build-id"
 _LOG_KEPT = 200  # log lines kept for the error message
 _LOOPBACK = re.compile(r"^(localhost|127(\.\d+){3}|\[::1\])(:\d+)?$")
-_STORE_OPTIONS = ("bucket", "prefix", "region", "endpoint_url", "pvc_name")
 
 
 class ClusterBuilder:
     """Fairing's ``ClusterBuilder``: the Dockerfile built by an executor Job in the cluster.
 
     ``context_source`` is a :class:`ContextStore`, or a store's name (``configmap``, the
-    default; ``s3`` with ``bucket``, ``prefix``, ``region``, ``endpoint_url``; ``pvc`` with
-    ``pvc_name``; a plugin's, with ``context_options``); a store object with a
+    default; ``s3`` with ``bucket``, ``prefix``, ``region``, ``endpoint_url``,
+    ``credentials_secret``; ``pvc`` with ``pvc_name``; any other store option, or a plugin
+    store's, in ``context_options``); a store object with a
     ``for_build(defaults)`` method is asked for the store given the Job's namespace and
     kubeconfig.
     ``executor``: ``kaniko`` (image
@@ -126,6 +126,7 @@ class ClusterBuilder:
         prefix: str | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
+        credentials_secret: str | None = None,
         pvc_name: str | None = None,
         context_options: Mapping[str, Any] | None = None,
         context_store_factory: ContextStoreFactory | None = None,
@@ -166,7 +167,7 @@ class ClusterBuilder:
         self.config_file = config_file
         self.kube_context = kube_context
         named = dict(bucket=bucket, prefix=prefix, region=region, endpoint_url=endpoint_url)
-        named["pvc_name"] = pvc_name
+        named.update(credentials_secret=credentials_secret, pvc_name=pvc_name)
         self.context_options = {
             **{k: v for k, v in named.items() if v is not None},
             **(context_options or {}),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["publish"]
+__all__ = ["lazy_names", "publish"]
 
 
 def publish(home: str, namespace: Mapping[str, object], names: Iterable[str]) -> None:
@@ -20,3 +21,33 @@ def publish(home: str, namespace: Mapping[str, object], names: Iterable[str]) ->
             continue
         if any(part.startswith("_") for part in obj.__module__.split(".")):
             obj.__module__ = home
+
+
+def lazy_names(
+    package: str, homes: Mapping[str, str], *, claim: bool = False
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` (PEP 562) for names that load with their
+    modules, so importing the package costs only what it uses.
+
+    ``homes`` maps each name to its module, absolute or relative to ``package`` (``._copy``).
+    The first lookup imports that module and keeps the value in the package, so later lookups
+    are plain attributes; with ``claim`` the name also reports ``package`` as its home
+    (:func:`publish`).
+    """
+
+    def __getattr__(name: str) -> object:
+        if name not in homes:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(homes[name], package), name)
+        if claim:
+            publish(package, {name: value}, [name])
+        setattr(sys.modules[package], name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        namespace = vars(sys.modules[package])
+        return sorted({*namespace, *namespace.get("__all__", ())})
+
+    return __getattr__, __dir__

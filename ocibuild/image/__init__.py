@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._public import lazy_names
 
 if TYPE_CHECKING:
     from ._copy import copy
@@ -26,22 +28,11 @@ __all__ = [
 # Each name loads with its module (PEP 562): an append reads and writes images, and must not
 # pay for copying or inspecting them.
 _HOMES = {
-    "copy": "_copy",
-    **dict.fromkeys(["Image", "Loaded", "SourceLayer", "load", "load_image"], "_image"),
-    **dict.fromkeys(["InspectReport", "inspect"], "_inspect"),
-    **dict.fromkeys(["WriteResult", "write"], "_write"),
+    "copy": "._copy",
+    **dict.fromkeys(["Image", "Loaded", "SourceLayer", "load", "load_image"], "._image"),
+    **dict.fromkeys(["InspectReport", "inspect"], "._inspect"),
+    **dict.fromkeys(["WriteResult", "write"], "._write"),
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -6,9 +6,9 @@ layer cache remembers the digests of trees that did not change.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .._public import publish
+from .._public import lazy_names
 
 if TYPE_CHECKING:
     from ..oci._layer import BlobStream, Layer, LayerDigests
@@ -58,16 +58,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    publish(__name__, {name: value}, [name])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, claim=True)

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._public import lazy_names
 from ._lean_httpx import skip_httpx_cli
 
 if TYPE_CHECKING:
@@ -40,13 +41,13 @@ __all__ = [
 _HOMES = {
     **dict.fromkeys(
         ["BlobOutcome", "BlobResult", "ImageSink", "ImageSource", "NullProgress", "Progress"],
-        "_base",
+        "._base",
     ),
-    "CredentialSource": "_credential_sources",
-    "Location": "_location",
-    **dict.fromkeys(["set_plugin_sources", "set_prefix_resolver"], "_hooks"),
+    "CredentialSource": "._credential_sources",
+    "Location": "._location",
+    **dict.fromkeys(["set_plugin_sources", "set_prefix_resolver"], "._hooks"),
     **dict.fromkeys(
-        ["Transport", "mount_origin", "open_sink", "open_source", "register_transport"], "_table"
+        ["Transport", "mount_origin", "open_sink", "open_source", "register_transport"], "._table"
     ),
 }
 
@@ -55,15 +56,4 @@ _HOMES = {
 skip_httpx_cli()
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -10,7 +10,7 @@ from ..oci import Descriptor, Index, Manifest, Platform
 from ..oci._manifest import MAX_INDEX_DEPTH, parse_manifest_or_index
 from ..transports import Location, open_sink, open_source
 from ..transports._base import ImageSource, Progress, phase
-from ..transports._tagging import TaggingSink
+from ..transports._tagging import with_extra_tags
 from ._image import load
 from ._platforms import PlatformSpec, select_entries, wanted_platforms
 from ._write import BlobWriter, WriteResult, tag_of, write
@@ -54,9 +54,7 @@ def copy(
     source = open_source(src_loc, registry_options)
     sink = open_sink(dest_loc, registry_options)
     tag = tag_of(dest_loc)
-    if extra_tags:
-        sink = TaggingSink(sink, extra_tags)
-        tag = tag if tag is not None else extra_tags[0]
+    sink, tag = with_extra_tags(sink, tag, extra_tags)
     writer = BlobWriter(sink, progress)
     platforms: list[str] = []
 

@@ -16,7 +16,7 @@ from ..oci import media_types as mt
 from ..oci._manifest import parse_manifest_or_index
 from ..transports import Location, open_sink, open_source
 from ..transports._base import ImageSource, Progress
-from ..transports._tagging import TaggingSink
+from ..transports._tagging import with_extra_tags
 from ._write import BlobWriter, WriteResult, tag_of
 
 if TYPE_CHECKING:
@@ -42,9 +42,7 @@ def build_index(
     kept = _existing(dest_loc, registry_options) if append else ()
     sink = open_sink(dest_loc, registry_options)
     tag = tag_of(dest_loc)
-    if extra_tags:
-        sink = TaggingSink(sink, extra_tags)
-        tag = tag if tag is not None else extra_tags[0]
+    sink, tag = with_extra_tags(sink, tag, extra_tags)
     writer = BlobWriter(sink, progress)
     platforms: list[str] = []
 

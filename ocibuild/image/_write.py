@@ -31,7 +31,7 @@ from ..transports._base import (
     Progress,
     phase,
 )
-from ..transports._tagging import TaggingSink
+from ..transports._tagging import with_extra_tags
 from ._image import Image, SourceLayer, checked_diff_ids
 
 if TYPE_CHECKING:
@@ -119,9 +119,7 @@ def write(
     else:
         sink, location = dest, None
     top_tag = tag if tag is not None else tag_of(location)
-    if extra_tags:
-        sink = TaggingSink(sink, extra_tags)
-        top_tag = top_tag if top_tag is not None else extra_tags[0]
+    sink, top_tag = with_extra_tags(sink, top_tag, extra_tags)
     writer = BlobWriter(sink, progress, base_annotations=base_annotations)
 
     def body() -> Descriptor:

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from ..oci import Descriptor, Platform
 from ..oci._layer import BlobStream, Layer
 from ._base import BlobOutcome, ImageSink
 
-__all__ = ["TaggingSink"]
+__all__ = ["TaggingSink", "with_extra_tags"]
+
+_Tag = TypeVar("_Tag")
+
+
+def with_extra_tags(
+    sink: ImageSink, tag: _Tag | None, extra_tags: Sequence[str]
+) -> tuple[ImageSink, _Tag | str | None]:
+    """``sink`` and the top-level tag, given ``extra_tags``: a :class:`TaggingSink` that puts
+    the manifest under each of them too, and the first of them as the tag when ``tag`` is
+    ``None`` (the destination named none)."""
+    if not extra_tags:
+        return sink, tag
+    return TaggingSink(sink, extra_tags), tag if tag is not None else extra_tags[0]
 
 
 class TaggingSink:

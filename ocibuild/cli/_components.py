@@ -9,8 +9,7 @@ advice names Python parameters (``executable=``) are shown with the flags instea
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ __all__ = [
     "check_command",
     "component_options",
     "executable_in",
-    "flag_wording",
 ]
 
 # option -> the flag (or argument) that sets it
@@ -107,16 +105,3 @@ def check_command(preprocessor: Any) -> None:
         if err.flags is None:
             raise
         raise UsageError(err.flags) from None
-
-
-@contextlib.contextmanager
-def flag_wording() -> Iterator[None]:
-    """Pipeline errors raised inside, with their advice spelled as flags where they have it."""
-    from ..pipeline._errors import PipelineError, in_flags
-
-    try:
-        yield
-    except PipelineError as err:
-        if err.flags is None:
-            raise
-        raise in_flags(err) from err.__cause__

@@ -329,13 +329,10 @@ def _builder(args: argparse.Namespace, preprocessor: Any, progress: Any, **dest:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``ocibuild build``: print the written reference (or the write as JSON)."""
-    from ._components import flag_wording
-
     _check_push_target(args)
     check_output_options(args)
     progress = progress_for(args, "building")
-    with flag_wording():
-        _, result = _build(args, progress)
+    _, result = _build(args, progress)
     if not args.dry_run_build:  # a dry run printed the Dockerfile and the context instead
         _print_build(args, result)
     return 0
@@ -344,18 +341,16 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """``ocibuild run``: build, print the reference, deploy (see :mod:`._deploy`)."""
     from ..pipeline._run import deploy_image
-    from ._components import flag_wording
     from ._deploy import choose_deployer, deploy_and_report
 
     _check_push_target(args)
     choice = choose_deployer(args)  # before the build: a bad option costs no push
     progress = progress_for(args, "building")
-    with flag_wording():
-        builder, result = _build(args, progress)
-        write_result_files(args, result.image, str(result.digest))
-        deploy_and_report(
-            args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
-        )
+    builder, result = _build(args, progress)
+    write_result_files(args, result.image, str(result.digest))
+    deploy_and_report(
+        args, choice, result.image, lambda: deploy_image(choice.deployer, builder, result)
+    )
     return 0
 
 

@@ -31,7 +31,6 @@ __all__ = [
     "PluginError",
     "PodPendingError",
     "WorkloadFailedError",
-    "in_flags",
     "reworded",
 ]
 
@@ -130,14 +129,4 @@ def reworded(err: DeployError, message: str) -> DeployError:
     new = type(err).__new__(type(err))
     new.__dict__.update(err.__dict__)
     new.args = (message,)
-    return new
-
-
-def in_flags(err: PipelineError) -> PipelineError:
-    """``err`` as the command line says it: a copy with its ``flags`` message, if it has one."""
-    if err.flags is None:
-        return err
-    new = type(err).__new__(type(err))
-    new.__dict__.update(err.__dict__)
-    new.args = (err.flags,)
     return new
